@@ -1,0 +1,45 @@
+"""Errors raised by the Wavy provider: each one says what is wrong and what to do about it."""
+
+from __future__ import annotations
+
+from airflow.exceptions import AirflowException, AirflowFailException
+
+
+class WavyError(AirflowException):
+    """Base class of every error the Wavy provider raises."""
+
+
+class WavyFatalError(WavyError, AirflowFailException):
+    """
+    An error that neither waiting nor retrying can fix: the task fails at once, without its retries.
+
+    Being an ``AirflowFailException``, it also makes sensors honour ``soft_fail``.
+    """
+
+
+class WavyConfigurationError(WavyFatalError):
+    """The ``wavy`` connection is incomplete or holds an invalid value."""
+
+
+class WavyAuthenticationError(WavyFatalError):
+    """The API rejected the connection's UserName and authentication token (HTTP 401/403)."""
+
+
+class WavyRequestError(WavyFatalError):
+    """The API rejected the request itself (HTTP 400, 404 and other non-transient 4xx answers)."""
+
+
+class WavyResponseError(WavyFatalError):
+    """The API answered success with a body that is not the documented ``{"file_url": ...}`` shape."""
+
+
+class WavyRedirectError(WavyFatalError):
+    """The API redirected to another origin, where the token must not follow."""
+
+
+class WavyTransientError(WavyError):
+    """The API stayed unreachable, slow, rate limited or failing (5xx) after every allowed retry."""
+
+
+class WavyDownloadError(WavyError):
+    """The sessions file could not be downloaded whole, or is not the documented CSV."""

@@ -1,0 +1,3 @@
+"""Hooks of the Wavy provider."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Operators of the Wavy provider."""
+
+from __future__ import annotations

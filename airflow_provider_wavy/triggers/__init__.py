@@ -1,0 +1,3 @@
+"""Triggers of the Wavy provider."""
+
+from __future__ import annotations

@@ -1,0 +1,57 @@
+# shellcheck shell=bash
+# Shared set-up for the README's commands: one virtualenv per tested Airflow version, built from the
+# constraints files kept in constraints/. Idempotent: a venv is rebuilt only when its inputs change.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+UV_VERSION="0.13.9"
+# uv resolves Airflow's large dependency tree in seconds where pip backtracks for many minutes; it
+# reads the system CA bundle through SSL_CERT_FILE when the machine has one.
+if [ -z "${SSL_CERT_FILE:-}" ] && [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+    export SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
+fi
+AIRFLOW3_VERSION="3.3.2"
+AIRFLOW2_VERSION="2.11.2"
+
+find_python() {
+    local candidate
+    for candidate in "${PYTHON:-}" python3.11 python3.12 python3; do
+        [ -n "$candidate" ] || continue
+        if command -v "$candidate" >/dev/null 2>&1 &&
+            "$candidate" -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 12) else 1)' 2>/dev/null; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    echo "error: Python 3.11 or 3.12 is needed (set PYTHON=/path/to/python3.11)." >&2
+    return 1
+}
+
+# ensure_venv NAME AIRFLOW_VERSION EXTRAS -> prints the venv's bin directory
+ensure_venv() {
+    local name="$1" airflow_version="$2" extras="$3"
+    local venv="$ROOT/.venv/$name"
+    local constraints="$ROOT/constraints/airflow-$airflow_version.txt"
+    local stamp_value
+    stamp_value="$(cat "$constraints" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)-$extras"
+    if [ -f "$venv/.stamp" ] && [ "$(cat "$venv/.stamp")" = "$stamp_value" ]; then
+        echo "$venv/bin"
+        return 0
+    fi
+    local python log
+    python="$(find_python)"
+    log="$ROOT/.venv/$name-install.log"
+    mkdir -p "$ROOT/.venv"
+    echo "Setting up $name (Airflow $airflow_version) in .venv/$name: about a minute, log in .venv/$name-install.log" >&2
+    rm -rf "$venv"
+    if ! { "$python" -m venv "$venv" &&
+        "$venv/bin/python" -m pip install --quiet "uv==$UV_VERSION" &&
+        "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" --constraint "$constraints" \
+            "apache-airflow==$airflow_version" -e "$ROOT[$extras]"; } >"$log" 2>&1; then
+        echo "error: installing $name failed; the last lines of $log:" >&2
+        grep -v '^WARNING: Location' "$log" | tail -n 20 >&2
+        return 1
+    fi
+    echo "$stamp_value" >"$venv/.stamp"
+    echo "$venv/bin"
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole test suite, from nothing: set up both Airflow environments, then lint, type-check, and run
+# pytest on Airflow 3.3.2 (including the real-Airflow and full-stack tests) and on Airflow 2.11.2.
+# Extra arguments go to both pytest runs (e.g. scripts/test.sh -k hook).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
+cd "$ROOT"
+
+af3="$(ensure_venv af3 "$AIRFLOW3_VERSION" test,lint)"
+af2="$(ensure_venv af2 "$AIRFLOW2_VERSION" test)"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "ruff check"
+"$af3/ruff" check .
+step "ruff format --check"
+"$af3/ruff" format --check .
+step "mypy"
+"$af3/mypy"
+
+run_pytest() {
+    local bin="$1" label="$2"
+    shift 2
+    local home
+    home="$(mktemp -d "${TMPDIR:-/tmp}/wavy-airflow-home.XXXXXX")"
+    step "pytest on $label"
+    # A private AIRFLOW_HOME per run: the suite never touches ~/airflow or another run's database.
+    local rc=0
+    AIRFLOW_HOME="$home" PATH="$bin:$PATH" "$bin/python" -m pytest -p no:cacheprovider "$@" || rc=$?
+    rm -rf "$home"
+    return "$rc"
+}
+
+run_pytest "$af3" "Airflow $AIRFLOW3_VERSION" "$@"
+run_pytest "$af2" "Airflow $AIRFLOW2_VERSION" "$@"
