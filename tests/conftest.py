@@ -1,0 +1,43 @@
+"""Fixtures shared by the whole suite: an isolated Airflow home and a sandbox on loopback."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+# Airflow reads its home and config when first imported, so isolate it before any test imports it.
+if "AIRFLOW_HOME" not in os.environ:
+    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="wavy-airflow-home-")
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from airflow_provider_wavy.sandbox import Scenario, WavySandbox
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SANDBOX_USER = "sandbox-user"
+#: Distinctive, so that a leak anywhere (logs, files, XCom) is found by a plain substring search.
+SANDBOX_TOKEN = "tok-7f3a9c-SECRET-e21b"
+SANDBOX_CUSTOMER = "1001"
+
+
+@pytest.fixture(scope="session")
+def _sandbox_server() -> Iterator[WavySandbox]:
+    with WavySandbox(username=SANDBOX_USER, token=SANDBOX_TOKEN, customer_id=SANDBOX_CUSTOMER) as server:
+        yield server
+
+
+@pytest.fixture
+def sandbox(_sandbox_server: WavySandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[WavySandbox]:
+    """Return the session's sandbox, reset to the happy path, with ``wavy_default`` pointing at it."""
+    _sandbox_server.scenario = Scenario()
+    _sandbox_server.reset()
+    monkeypatch.setenv("AIRFLOW_CONN_WAVY_DEFAULT", _sandbox_server.connection_json())
+    yield _sandbox_server
+    _sandbox_server.scenario = Scenario()
