@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow.exceptions import AirflowException, AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 
 class WavyError(AirflowException):

@@ -114,7 +114,7 @@ class RetryPolicy:
         """
         if retry_after is not None:
             return min(retry_after, self.retry_after_cap)
-        step = min(self.backoff_cap, self.backoff_base * 2 ** (retry_number - 1))
+        step = min(self.backoff_cap, self.backoff_base * 2.0 ** (retry_number - 1))
         return step / 2 + random.uniform(0, step / 2)  # noqa: S311 - jitter, not cryptography
 
     def to_dict(self) -> dict[str, float | int]:
