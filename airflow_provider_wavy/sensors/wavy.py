@@ -1,0 +1,170 @@
+"""Sensor waiting for the Wavy (Sinch) open-sessions file."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_wavy.hooks.wavy import WavyHook
+
+
+def exception_from_event(event: dict[str, Any]) -> Exception:
+    """
+    Rebuild the exception a trigger's ``error`` event stands for, of the class the sync path raises.
+
+    :param event: the event payload, with ``error_class`` and ``message``.
+    """
+    from airflow_provider_wavy import exceptions
+
+    name = str(event.get("error_class") or "WavyError")
+    message = str(event.get("message") or "The Wavy trigger failed without a message.")
+    cls = getattr(exceptions, name, None)
+    if isinstance(cls, type) and issubclass(cls, exceptions.WavyError):
+        return cls(message)
+    return exceptions.WavyError(message)
+
+
+class WavyOpenSessionsSensor(BaseSensorOperator):
+    """
+    Wait until the Wavy API returns the open-sessions file URL, and return that URL (XCom).
+
+    Waiting covers "no file yet" and transient failures (connection errors, timeouts, 420, 429, 5xx);
+    authentication errors, a missing customer id and malformed answers fail the task at once, in every
+    mode (and honour ``soft_fail``).
+
+    :param customer_id: the customer id (templated); defaults to the connection's ``customer_id`` extra.
+    :param sub_account_id: the sub-account id (templated); defaults to the connection's ``sub_account_id``.
+    :param wavy_conn_id: the ``wavy`` connection to use.
+    :param require_rows: also wait until the file can be downloaded and holds at least one data row (a
+        header-only file means "keep waiting"); only the start of the file is read.
+    :param deferrable: wait on the triggerer (``WavyOpenSessionsTrigger``) instead of a worker slot.
+    """
+
+    template_fields: Sequence[str] = ("customer_id", "sub_account_id")
+    ui_color = "#25d366"
+
+    def __init__(
+        self,
+        *,
+        customer_id: str | None = None,
+        sub_account_id: str | None = None,
+        wavy_conn_id: str = "wavy_default",
+        require_rows: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.customer_id = customer_id
+        self.sub_account_id = sub_account_id
+        self.wavy_conn_id = wavy_conn_id
+        self.require_rows = require_rows
+        self.deferrable = deferrable
+
+    @cached_property
+    def hook(self) -> WavyHook:
+        """Return the hook (imported on first use: DAG parsing never pays for requests)."""
+        from airflow_provider_wavy.hooks.wavy import WavyHook
+
+        return WavyHook(wavy_conn_id=self.wavy_conn_id)
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        """Ask the API once (with the hook's retries); done when there is a file URL (with rows, if asked)."""
+        from airflow_provider_wavy.exceptions import WavyConfigurationError, WavyTransientError
+
+        try:
+            file_url = self.hook.get_open_sessions_file_url(self.customer_id, self.sub_account_id)
+        except WavyTransientError as error:
+            self.log.warning("Wavy: %s Still waiting.", error)
+            return PokeReturnValue(is_done=False)
+        except ValueError as error:
+            # A missing customer id is fixed by editing the DAG or connection, not by retrying.
+            raise WavyConfigurationError(str(error)) from None
+        if file_url is None:
+            self.log.info("No Wavy open-sessions file yet.")
+            return PokeReturnValue(is_done=False)
+        if self.require_rows and not self._file_has_rows(file_url):
+            return PokeReturnValue(is_done=False)
+        self.log.info("Wavy open-sessions file is ready: %s", file_url)
+        return PokeReturnValue(is_done=True, xcom_value=file_url)
+
+    def _file_has_rows(self, file_url: str) -> bool:
+        from airflow_provider_wavy.exceptions import WavyDownloadError, WavyResponseError, WavyTransientError
+        from airflow_provider_wavy.protocol import describe_url
+        from airflow_provider_wavy.sessions_csv import SessionsCsvChecker, SessionsCsvError
+
+        checker = SessionsCsvChecker(hash_bytes=False)
+        try:
+            with self.hook.open_file(file_url) as download:
+                # Stop at the first data row: the sensor needs to know, the operator downloads.
+                for chunk in download.iter_chunks(64 * 1024):
+                    checker.feed(chunk)
+                    if checker.rows_so_far > 0:
+                        return True
+            rows = checker.finish().rows
+        except SessionsCsvError as error:
+            raise WavyResponseError(
+                f"The sessions file at {describe_url(file_url)} is not the open-sessions CSV: {error}"
+            ) from None
+        except (WavyDownloadError, WavyTransientError) as error:
+            # The CDN may lag behind the API (403/404 for a while): that is "not ready yet".
+            self.log.warning("Wavy: %s Still waiting.", error)
+            return False
+        if rows == 0:
+            self.log.info("The Wavy sessions file has no data row yet (header only); still waiting.")
+        return rows > 0
+
+    def execute(self, context: Context) -> Any:
+        """Poke (or reschedule) as any sensor, or defer the whole wait to the triggerer."""
+        if not self.deferrable:
+            return super().execute(context)
+        from airflow_provider_wavy.triggers.wavy import WavyOpenSessionsTrigger
+
+        self.defer(
+            trigger=WavyOpenSessionsTrigger(
+                wavy_conn_id=self.wavy_conn_id,
+                customer_id=self.customer_id,
+                sub_account_id=self.sub_account_id,
+                require_rows=self.require_rows,
+                poke_interval=self.poke_interval,
+                exponential_backoff=self.exponential_backoff,
+                max_wait=self.max_wait.total_seconds() if self.max_wait else None,
+                # Its own deadline: the deferral timeout is not enforced everywhere (dag.test) or promptly.
+                deadline=time.time() + self.timeout,
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=self.timeout),
+        )
+        return None  # pragma: no cover - defer() raises
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        """
+        Finish after the trigger: return the file URL, or raise what the sync path would have raised.
+
+        :param context: the task context.
+        :param event: the trigger's event payload.
+        """
+        from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException
+
+        status = (event or {}).get("status")
+        if status == "success" and event is not None and event.get("file_url"):
+            file_url = str(event["file_url"])
+            self.log.info("Wavy open-sessions file is ready: %s", file_url)
+            return file_url
+        if status == "timeout" and event is not None:
+            message = str(event.get("message") or "Sensor has timed out.")
+            if self.soft_fail:
+                raise AirflowSkipException(message)
+            raise AirflowSensorTimeout(message)
+        raise exception_from_event(event or {"message": "The Wavy trigger ended without an event."})
+
+
+__all__ = ["WavyOpenSessionsSensor"]

@@ -1,0 +1,367 @@
+"""WavyOpenSessionsTrigger against the sandbox over real loopback sockets, on one event loop per test."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import importlib
+import json
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from airflow_provider_wavy.sandbox import Scenario, WavySandbox
+from airflow_provider_wavy.triggers.wavy import WavyOpenSessionsTrigger, shared_ssl_context
+from tests.conftest import SANDBOX_CUSTOMER, SANDBOX_TOKEN
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+
+async def first_event(trigger: WavyOpenSessionsTrigger) -> dict[str, Any]:
+    """Run a trigger the way the triggerer does, up to its first event."""
+    async for event in trigger.run():
+        payload = event.payload
+        assert isinstance(payload, dict)
+        return payload
+    raise AssertionError("the trigger ended without an event")
+
+
+def run_trigger(**kwargs: Any) -> tuple[dict[str, Any], float]:
+    """Run a trigger to its event; return the event and the seconds it took."""
+    kwargs.setdefault("poke_interval", 0.05)
+    kwargs.setdefault("backoff_base", 0.01)
+    kwargs.setdefault("deadline", time.time() + 20)
+    started = time.monotonic()
+    event = asyncio.run(first_event(WavyOpenSessionsTrigger(**kwargs)))
+    return event, time.monotonic() - started
+
+
+def set_conn(monkeypatch: pytest.MonkeyPatch, base: str, **changes: Any) -> None:
+    """Point ``wavy_default`` at the sandbox with some fields or extras changed."""
+    conn = json.loads(base)
+    extra = {**conn.get("extra", {}), **changes.pop("extra", {})}
+    conn.update(changes, extra=extra)
+    monkeypatch.setenv("AIRFLOW_CONN_WAVY_DEFAULT", json.dumps(conn))
+
+
+class _MalformedHandler(http.server.BaseHTTPRequestHandler):
+    body = b"<html><body>Service portal</body></html>"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet."""
+
+
+@contextmanager
+def malformed_api() -> Iterator[str]:
+    """Serve an "API" answering 200 with an HTML page (say, a proxy's portal); yield its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _MalformedHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> Callable[[], str]:
+    """Return a function giving everything logged or printed so far (stdlib logging and structlog)."""
+    caplog.set_level(logging.DEBUG)
+    seen: list[str] = []
+
+    def text() -> str:
+        out, err = capfd.readouterr()
+        seen.extend((out, err))
+        return caplog.text + "".join(seen)
+
+    return text
+
+
+# -- serialization ---------------------------------------------------------------------------------------
+
+
+SERIALIZE_CASES = [
+    pytest.param({}, id="defaults"),
+    pytest.param(
+        {
+            "wavy_conn_id": "wavy_prod",
+            "customer_id": "42",
+            "sub_account_id": "7",
+            "require_rows": True,
+            "poke_interval": 30,
+            "exponential_backoff": True,
+            "max_wait": 600,
+            "deadline": 1_900_000_000.5,
+            "backoff_base": 2,
+        },
+        id="every-argument",
+    ),
+]
+
+
+@pytest.mark.parametrize("kwargs", SERIALIZE_CASES)
+def test_serialize_round_trip(kwargs: dict[str, Any], sandbox: WavySandbox) -> None:
+    trigger = WavyOpenSessionsTrigger(**kwargs)
+    classpath, serialized = trigger.serialize()
+    text = json.dumps(serialized)  # JSON-safe, as the triggerer table stores it
+    module_name, _, class_name = classpath.rpartition(".")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    again = cls(**json.loads(text))
+    assert again.serialize() == (classpath, serialized)
+    assert classpath == "airflow_provider_wavy.triggers.wavy.WavyOpenSessionsTrigger"
+    assert SANDBOX_TOKEN not in text
+    assert "password" not in text
+    assert "token" not in text.lower()
+
+
+def test_rejects_non_finite_deadline() -> None:
+    with pytest.raises(ValueError, match="deadline"):
+        WavyOpenSessionsTrigger(deadline=float("inf"))
+
+
+# -- run() against the sandbox --------------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    scenario: dict[str, Any] = field(default_factory=dict)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    conn: dict[str, Any] = field(default_factory=dict)
+    status: str = "success"
+    error_class: str = ""
+    message: str = ""
+    api_calls: int | None = None
+    max_api_calls: int | None = None
+    cdn_calls: int | None = None
+    max_seconds: float = 10.0
+    logged: str = ""
+
+
+def p(case_id: str, **kwargs: Any) -> Any:
+    return pytest.param(Case(**kwargs), id=case_id)
+
+
+RUN_CASES = [
+    p("ready-at-once", api_calls=1, cdn_calls=0),
+    *(
+        p(f"ready-after-3-{style}", scenario={"ready_after": 3, "pending_style": style}, api_calls=4)
+        for style in ("missing", "null", "empty", "data")
+    ),
+    p("require-rows-ready", kwargs={"require_rows": True}, api_calls=1, cdn_calls=1),
+    p(
+        "require-rows-cdn-lagging-404",
+        scenario={"cdn_not_found_calls": 2, "cdn_status": 404},
+        kwargs={"require_rows": True},
+        api_calls=3,
+        cdn_calls=3,
+        logged="HTTP 404",
+    ),
+    p(
+        "require-rows-header-only-waits-until-deadline",
+        scenario={"rows": 0},
+        kwargs={"require_rows": True, "deadline_in": 1.0, "poke_interval": 0.2},
+        status="timeout",
+        message="with data rows by the deadline",
+        max_seconds=3,
+        logged="header only",
+    ),
+    p(
+        "require-rows-gzip-chunked-crlf-bom",
+        scenario={"gzip": True, "chunked": True, "crlf": True, "bom": True, "rows": 3000},
+        kwargs={"require_rows": True},
+        cdn_calls=1,
+    ),
+    p(
+        "require-rows-html-file-fails-at-once",
+        scenario={"file_body": "html"},
+        kwargs={"require_rows": True},
+        status="error",
+        error_class="WavyResponseError",
+        message="is not the open-sessions CSV",
+        api_calls=1,
+    ),
+    p(
+        "5xx-burst-retried-inside-the-trigger",
+        scenario={"server_errors": 3, "server_error_status": 502},
+        api_calls=4,
+        logged="retry 3 of 3",
+    ),
+    p(
+        "429-retry-after-honoured",
+        scenario={"rate_limited_calls": 1, "retry_after": "1"},
+        api_calls=2,
+        logged="HTTP 429",
+    ),
+    p(
+        "5xx-forever-keeps-waiting-with-backoff-then-times-out",
+        scenario={"server_errors": 10_000},
+        conn={"extra": {"max_retries": 1}},
+        kwargs={"deadline_in": 2.0, "poke_interval": 0.3, "backoff_base": 0.2},
+        status="timeout",
+        # Per poll: a try, a 0.1-0.2 s backoff, a retry, then a 0.3 s pause: never a tight loop.
+        max_api_calls=12,
+        max_seconds=4,
+        logged="Still waiting",
+    ),
+    p(
+        "slow-api-bounded-by-the-deadline",
+        scenario={"api_delay": 5.0},
+        kwargs={"deadline_in": 1.0},
+        status="timeout",
+        max_seconds=3,
+    ),
+    p("same-origin-redirect-followed", scenario={"redirect": "api-same-origin"}),
+    p(
+        "401-error-event",
+        scenario={"api_status": 401},
+        status="error",
+        error_class="WavyAuthenticationError",
+        message="No user was found with this combination",
+        api_calls=1,
+    ),
+    p(
+        "wrong-token-error-event",
+        conn={"password": "not-the-token"},
+        status="error",
+        error_class="WavyAuthenticationError",
+        message="Check its Login",
+    ),
+    p(
+        "400-error-event",
+        scenario={"api_status": 400},
+        status="error",
+        error_class="WavyRequestError",
+        api_calls=1,
+    ),
+    p(
+        "cross-origin-redirect-error-event",
+        scenario={"redirect": "api-cross-origin"},
+        status="error",
+        error_class="WavyRedirectError",
+        message="never sent to another origin",
+    ),
+    p(
+        "missing-customer-id-error-event",
+        conn={"extra": {"customer_id": ""}},
+        status="error",
+        error_class="WavyConfigurationError",
+        message="No Wavy customer id",
+        api_calls=0,
+    ),
+    p(
+        "incomplete-connection-error-event",
+        conn={"password": ""},
+        status="error",
+        error_class="WavyConfigurationError",
+        message="has no Password",
+        api_calls=0,
+    ),
+    p(
+        "deadline-already-passed",
+        kwargs={"deadline_in": -1.0},
+        status="timeout",
+        api_calls=0,
+        max_seconds=1,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", RUN_CASES)
+def test_run_against_sandbox(
+    case: Case, sandbox: WavySandbox, monkeypatch: pytest.MonkeyPatch, logs: Callable[[], str]
+) -> None:
+    sandbox.scenario = Scenario(**case.scenario)
+    if case.conn:
+        set_conn(monkeypatch, sandbox.connection_json(), **case.conn)
+    kwargs = dict(case.kwargs)
+    if "deadline_in" in kwargs:
+        kwargs["deadline"] = time.time() + kwargs.pop("deadline_in")
+
+    event, seconds = run_trigger(**kwargs)
+
+    assert event["status"] == case.status, event
+    if case.status == "success":
+        assert event["file_url"].startswith(sandbox.cdn_url)
+    if case.error_class:
+        assert event["error_class"] == case.error_class
+    assert case.message in event.get("message", "")
+    if case.api_calls is not None:
+        assert sandbox.api_calls == case.api_calls
+    if case.max_api_calls is not None:
+        assert 2 <= sandbox.api_calls <= case.max_api_calls
+    if case.cdn_calls is not None:
+        assert sandbox.cdn_calls == case.cdn_calls
+    assert seconds < case.max_seconds
+    assert not sandbox.cdn_saw_credentials, "the token must never reach the file host"
+    assert SANDBOX_TOKEN not in json.dumps(event)
+    text = logs()
+    assert SANDBOX_TOKEN not in text
+    assert case.logged in text
+
+
+def test_malformed_answer_is_an_error_event(sandbox: WavySandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    with malformed_api() as base_url:
+        set_conn(monkeypatch, sandbox.connection_json(), host=base_url)
+        event, seconds = run_trigger()
+    assert event["status"] == "error"
+    assert event["error_class"] == "WavyResponseError"
+    assert "not JSON" in event["message"]
+    assert seconds < 5
+
+
+def test_ids_passed_to_the_trigger_win(sandbox: WavySandbox) -> None:
+    event, _ = run_trigger(customer_id="77", sub_account_id="5")
+    assert event["status"] == "success"
+    queries = [r.query for r in sandbox.requests if r.origin == "api"]
+    assert queries == [{"customerId": "77", "subAccountId": "5"}]
+
+
+def test_unreachable_api_keeps_waiting(sandbox: WavySandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    set_conn(monkeypatch, sandbox.connection_json(), host="http://127.0.0.1:9", extra={"max_retries": 0})
+    event, seconds = run_trigger(deadline=time.time() + 1, poke_interval=0.2)
+    assert event["status"] == "timeout"
+    assert seconds < 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        pytest.param({"poke_interval": 5}, [5, 5, 5, 5], id="fixed"),
+        pytest.param({"poke_interval": 5, "exponential_backoff": True}, [5, 10, 20, 40], id="doubling"),
+        pytest.param(
+            {"poke_interval": 5, "exponential_backoff": True, "max_wait": 15}, [5, 10, 15, 15], id="capped"
+        ),
+        pytest.param({"poke_interval": 0}, [0.1] * 4, id="never-a-tight-loop"),
+    ],
+)
+def test_poll_intervals(kwargs: dict[str, Any], expected: list[float]) -> None:
+    trigger = WavyOpenSessionsTrigger(**kwargs)
+    assert [trigger._interval(n) for n in range(1, 5)] == expected
+
+
+def test_ssl_context_is_shared() -> None:
+    async def contexts() -> list[Any]:
+        return list(await asyncio.gather(*(shared_ssl_context() for _ in range(20))))
+
+    first = asyncio.run(contexts())
+    second = asyncio.run(contexts())
+    assert len({id(context) for context in first + second}) == 1
+
+
+def test_sandbox_customer_is_the_default(sandbox: WavySandbox) -> None:
+    run_trigger()
+    assert [r.query for r in sandbox.requests if r.origin == "api"] == [{"customerId": SANDBOX_CUSTOMER}]
