@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import pytest
 from airflow_provider_wavy.sandbox import Scenario, WavySandbox
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SANDBOX_USER = "sandbox-user"
@@ -41,3 +43,25 @@ def sandbox(_sandbox_server: WavySandbox, monkeypatch: pytest.MonkeyPatch) -> It
     monkeypatch.setenv("AIRFLOW_CONN_WAVY_DEFAULT", _sandbox_server.connection_json())
     yield _sandbox_server
     _sandbox_server.scenario = Scenario()
+
+
+@pytest.fixture
+def all_logs(
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> Iterator[Callable[[], str]]:
+    """Return a function giving everything logged or printed so far (stdlib logging and structlog)."""
+    caplog.set_level(logging.DEBUG)
+    loggers = [logging.getLogger(name) for name in ("airflow", "airflow.task", "urllib3", "requests")]
+    for logger in loggers:
+        logger.addHandler(caplog.handler)
+
+    def text() -> str:
+        out, err = capfd.readouterr()
+        # readouterr consumes: keep what was read so that later calls still see it.
+        sys.stdout.write(out)
+        sys.stderr.write(err)
+        return caplog.text + out + err
+
+    yield text
+    for logger in loggers:
+        logger.removeHandler(caplog.handler)

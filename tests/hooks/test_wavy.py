@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import socket
 import subprocess
 import sys
@@ -26,29 +25,7 @@ from airflow_provider_wavy.sandbox import Scenario, WavySandbox
 from tests.conftest import REPO_ROOT, SANDBOX_CUSTOMER, SANDBOX_TOKEN, SANDBOX_USER
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-
-
-@pytest.fixture
-def all_logs(
-    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
-) -> Iterator[Callable[[], str]]:
-    """Return a function giving everything logged or printed so far (stdlib logging and structlog)."""
-    caplog.set_level(logging.DEBUG)
-    loggers = [logging.getLogger(name) for name in ("airflow", "airflow.task", "urllib3", "requests")]
-    for logger in loggers:
-        logger.addHandler(caplog.handler)
-
-    def text() -> str:
-        out, err = capfd.readouterr()
-        # readouterr consumes: keep what was read so that later calls still see it.
-        sys.stdout.write(out)
-        sys.stderr.write(err)
-        return caplog.text + out + err
-
-    yield text
-    for logger in loggers:
-        logger.removeHandler(caplog.handler)
+    from collections.abc import Callable
 
 
 def set_conn(monkeypatch: pytest.MonkeyPatch, sandbox: WavySandbox, **changes: Any) -> None:
