@@ -102,7 +102,8 @@ with DAG(
 
     download_sessions = WavyOpenSessionsOperator(
         task_id="download_sessions",
-        file_url=wait_for_sessions.output,  # the URL the sensor found, so the API is not asked twice
+        # The URL the sensor found (so the API is not asked twice); .output also sets the dependency.
+        file_url=wait_for_sessions.output,  # type: ignore[arg-type]
         destination=DESTINATION,
     )
 

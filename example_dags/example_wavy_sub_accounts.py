@@ -63,7 +63,7 @@ with DAG(
         ]
 
     downloads = plan_downloads(
-        wait_for_sessions.output,
+        wait_for_sessions.output,  # type: ignore[arg-type]
         folder="{{ var.value.get('wavy_data_dir', '/tmp/wavy') }}/open_sessions/{{ ds }}",
     )
 

@@ -41,7 +41,7 @@ with DAG(
 
     fetch_sessions = WavyOpenSessionsOperator(
         task_id="fetch_sessions",
-        file_url=wait_for_sessions.output,
+        file_url=wait_for_sessions.output,  # type: ignore[arg-type]
         destination=None,  # rows to XCom
         max_xcom_rows=10_000,
     )

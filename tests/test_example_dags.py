@@ -1,0 +1,181 @@
+"""
+The example DAGs parse cleanly on the installed Airflow (2.11 or 3.x) and really run against the sandbox.
+
+Run the suite on both environments to cover both versions (``scripts/test.sh`` does).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from airflow_provider_wavy.sandbox import Scenario
+from tests.conftest import REPO_ROOT, SANDBOX_CUSTOMER
+from tests.e2e.airflow_runner import AirflowEnv
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from airflow_provider_wavy.sandbox import WavySandbox
+
+EXAMPLES = REPO_ROOT / "example_dags"
+LOGICAL_DATE = "2026-11-23"
+SUB_ACCOUNTS = ["marketing", "support", "billing"]
+
+#: dag id -> task ids, per example file: a renamed task breaks the docs that point at it.
+EXPECTED = {
+    "example_wavy_daily.py": (
+        "example_wavy_daily",
+        {"wait_for_sessions", "download_sessions", "report_sessions"},
+    ),
+    "example_wavy_sub_accounts.py": (
+        "example_wavy_sub_accounts",
+        {"wait_for_sessions", "plan_downloads", "download_sessions", "report_totals"},
+    ),
+    "example_wavy_xcom.py": (
+        "example_wavy_xcom",
+        {"wait_for_sessions", "fetch_sessions", "sessions_per_day"},
+    ),
+}
+
+
+def _dagbag(path: Path) -> Any:
+    """Parse one DAG file the way the DAG processor does."""
+    import importlib
+
+    # Airflow 3 moved DagBag (the old path warns); Airflow 2 only has the old one.
+    for module_name in ("airflow.dag_processing.dagbag", "airflow.models.dagbag"):
+        try:
+            dagbag_class: Any = importlib.import_module(module_name).DagBag
+        except (ImportError, AttributeError):
+            continue
+        # conftest sets AIRFLOW__CORE__LOAD_EXAMPLES=False, so Airflow 2 adds no bundled examples.
+        return dagbag_class(dag_folder=str(path))
+    raise ImportError("no DagBag in this Airflow")
+
+
+def test_every_example_is_listed() -> None:
+    """A new example file gets its expectations here, so it is parsed and checked too."""
+    assert {p.name for p in EXAMPLES.glob("*.py")} == set(EXPECTED)
+
+
+@pytest.mark.parametrize(("filename", "expected"), [pytest.param(f, e, id=f) for f, e in EXPECTED.items()])
+def test_example_parses_without_errors_or_warnings(filename: str, expected: tuple[str, set[str]]) -> None:
+    """Each example imports cleanly, defines its DAG with the documented tasks and uses ``wavy_default``."""
+    dag_id, task_ids = expected
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bag = _dagbag(EXAMPLES / filename)
+    assert bag.import_errors == {}
+    assert list(bag.dags) == [dag_id]
+    dag = bag.dags[dag_id]
+    assert set(dag.task_ids) == task_ids
+    # Deprecated import paths (airflow.sensors.base, ...) warn users on Airflow 3: the examples use none.
+    ours = [
+        w for w in caught if str(EXAMPLES) in str(w.filename) or "airflow_provider_wavy" in str(w.filename)
+    ]
+    assert not [str(w.message) for w in ours if issubclass(w.category, DeprecationWarning | FutureWarning)]
+    assert not getattr(bag, "captured_warnings", {})
+    for task in dag.tasks:
+        if task.task_type.startswith("WavyOpenSessions"):
+            # A mapped operator keeps only what was passed to partial(): the default is wavy_default.
+            partial_kwargs = getattr(task, "partial_kwargs", None)
+            if partial_kwargs is not None:
+                conn_id = partial_kwargs.get("wavy_conn_id", "wavy_default")
+            else:
+                conn_id = task.wavy_conn_id
+            assert conn_id == "wavy_default", task.task_id
+    assert "wavy" in dag.tags
+    assert dag.doc_md
+
+
+@pytest.fixture(scope="module")
+def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> AirflowEnv:
+    """Return a migrated Airflow home holding the example DAGs (migrated once for this module)."""
+    env = AirflowEnv(tmp_path_factory.mktemp("examples-home"))
+    env.migrate()
+    for path in EXAMPLES.glob("*.py"):
+        env.add_dag(path)
+    return env
+
+
+def _run(env: AirflowEnv, sandbox: WavySandbox, dag_id: str, data_dir: Path) -> Any:
+    """Run one example with ``airflow dags test`` against the sandbox; fail with its output if it fails."""
+    run = env.dags_test(
+        dag_id,
+        logical_date=LOGICAL_DATE,
+        AIRFLOW_CONN_WAVY_DEFAULT=sandbox.connection_json(),
+        AIRFLOW_VAR_WAVY_DATA_DIR=str(data_dir),
+        WAVY_POKE_INTERVAL="1",
+    )
+    assert run.returncode == 0, run.output[-5000:]
+    assert set(run.states.values()) == {"success"}, (run.states, run.output[-5000:])
+    return run
+
+
+def _created_at_values(data: bytes) -> list[str]:
+    """Return the ``session_created_at`` column of a sandbox CSV."""
+    reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig")), delimiter=";")
+    return [row["session_created_at"] for row in reader]
+
+
+@pytest.mark.e2e
+def test_daily_example_downloads_the_file_and_reports_it(
+    airflow_env: AirflowEnv, sandbox: WavySandbox, tmp_path: Path
+) -> None:
+    """The daily DAG waits (the file is ready on the second poll), writes the day's file and reports it."""
+    sandbox.scenario = Scenario(rows=30, ready_after=1)
+    run = _run(airflow_env, sandbox, "example_wavy_daily", tmp_path)
+
+    expected = sandbox.expected_bytes(SANDBOX_CUSTOMER)
+    files = [p for p in (tmp_path / "open_sessions" / LOGICAL_DATE).rglob("*") if p.is_file()]
+    assert len(files) == 1, files
+    assert files[0].read_bytes() == expected
+    assert sandbox.api_calls >= 2
+    assert not sandbox.cdn_saw_credentials
+
+    summary = run.xcom("download_sessions")
+    assert summary["rows"] == 30
+    created = _created_at_values(expected)
+    report = run.xcom("report_sessions")
+    assert report["open_sessions"] == 30
+    assert (report["oldest"], report["newest"]) == (min(created), max(created))
+
+
+@pytest.mark.e2e
+def test_xcom_example_feeds_rows_to_taskflow(
+    airflow_env: AirflowEnv, sandbox: WavySandbox, tmp_path: Path
+) -> None:
+    """The XCom DAG hands the rows to a TaskFlow task, which counts them per day."""
+    sandbox.scenario = Scenario(rows=12)
+    run = _run(airflow_env, sandbox, "example_wavy_xcom", tmp_path)
+
+    expected = sandbox.expected_bytes(SANDBOX_CUSTOMER)
+    rows = run.xcom("fetch_sessions")
+    assert len(rows) == 12
+    assert [row["session_created_at"] for row in rows] == _created_at_values(expected)
+    result = run.xcom("sessions_per_day")
+    assert result["open_sessions"] == 12
+    assert sum(result["per_day"].values()) == 12
+
+
+@pytest.mark.e2e
+def test_sub_accounts_example_maps_one_download_per_sub_account(
+    airflow_env: AirflowEnv, sandbox: WavySandbox, tmp_path: Path
+) -> None:
+    """The mapped DAG writes one file per sub-account, each the one Wavy served for that sub-account."""
+    sandbox.scenario = Scenario(rows=5)
+    run = _run(airflow_env, sandbox, "example_wavy_sub_accounts", tmp_path)
+
+    day = tmp_path / "open_sessions" / LOGICAL_DATE
+    for sub_account_id in SUB_ACCOUNTS:
+        files = [p for p in (day / f"sub_account={sub_account_id}").iterdir() if p.is_file()]
+        assert len(files) == 1, (sub_account_id, files)
+        assert files[0].read_bytes() == sandbox.expected_bytes(SANDBOX_CUSTOMER, sub_account_id)
+    queried = {r.query.get("subAccountId") for r in sandbox.requests if r.origin == "api"}
+    assert queried == set(SUB_ACCOUNTS)
+    assert run.states["report_totals"] == "success"
