@@ -1,0 +1,213 @@
+"""
+Write a download to its destination atomically: a temporary sibling first, renamed into place on success.
+
+Local paths (plain or ``file://``) use the operating system directly (``os.replace`` is atomic on POSIX);
+every other scheme goes through an fsspec file system, resolved by Airflow's ``ObjectStoragePath`` (so
+``destination_conn_id`` supplies the credentials), or by fsspec itself for schemes Airflow does not
+register (``memory://``, for tests). Nothing here is imported at DAG-parse time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
+_LOCAL_SCHEMES = frozenset({"", "file", "local"})
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name_part(value: str) -> str:
+    """
+    Make a value fit for a file name (ids are digits in practice, but a template could render anything).
+
+    :param value: the value to embed.
+    """
+    return _UNSAFE_NAME_CHARS.sub("_", value).strip("._") or "_"
+
+
+@dataclass
+class Target:
+    """
+    Where the file ends up.
+
+    :param uri: the final location as a URI, fit for XCom and logs (no credentials, no conn id).
+    :param path: the local absolute path, or the file system's path (``bucket/key`` on object stores).
+    :param fs: the fsspec file system; None for a local path.
+    :param scheme: the URI scheme (``file`` for local paths).
+    """
+
+    uri: str
+    path: str
+    fs: AbstractFileSystem | None
+    scheme: str
+
+    @property
+    def is_local(self) -> bool:
+        """Tell whether the target is a local file (written with the operating system's calls)."""
+        return self.fs is None
+
+    @property
+    def lineage_namespace(self) -> str:
+        """Return the OpenLineage namespace: ``file`` or ``scheme://bucket``."""
+        if self.is_local:
+            return "file"
+        bucket, _, _ = self.path.partition("/")
+        return f"{self.scheme}://{bucket}"
+
+    @property
+    def lineage_name(self) -> str:
+        """Return the OpenLineage dataset name: the local path, or the key inside the bucket."""
+        if self.is_local:
+            return self.path
+        _, _, key = self.path.partition("/")
+        return key or self.path
+
+
+def _local_target(path: str, is_folder: bool, file_name: str) -> Target:
+    full = os.path.abspath(os.path.expanduser(path))
+    if is_folder or os.path.isdir(full):
+        full = os.path.join(full, file_name)
+    return Target(uri=f"file://{full}", path=full, fs=None, scheme="file")
+
+
+def _remote_target(fs: AbstractFileSystem, scheme: str, path: str, is_folder: bool, file_name: str) -> Target:
+    path = path.rstrip("/") if is_folder else path
+    if is_folder:
+        path = f"{path}/{file_name}"
+    return Target(uri=f"{scheme}://{path}", path=path, fs=fs, scheme=scheme)
+
+
+def resolve_target(destination: Any, conn_id: str | None, file_name: str) -> Target:
+    """
+    Turn the operator's ``destination`` into a :class:`Target`.
+
+    :param destination: a local path, a URL, or an ``ObjectStoragePath``.
+    :param conn_id: the connection for the object store, if any.
+    :param file_name: the name to use when the destination is a folder.
+    """
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    if isinstance(destination, os.PathLike) and not isinstance(destination, ObjectStoragePath):
+        destination = os.fspath(destination)
+    if isinstance(destination, ObjectStoragePath):
+        scheme = (destination.protocol or "").lower()
+        is_folder = str(destination).endswith("/")
+        if scheme in _LOCAL_SCHEMES:
+            return _local_target(str(destination.path), is_folder, file_name)
+        fs = destination.fs
+        fs_path = str(destination.path)
+        is_folder = is_folder or bool(fs.isdir(fs_path))
+        return _remote_target(fs, scheme, fs_path, is_folder, file_name)
+    if not isinstance(destination, str) or not destination.strip():
+        raise ValueError(
+            "destination must be a local path, a URL such as 's3://bucket/key.csv', or an "
+            f"ObjectStoragePath; got {destination!r}."
+        )
+    text = destination.strip()
+    is_folder = text.endswith(("/", os.sep))
+    scheme = urlsplit(text).scheme.lower() if "://" in text else ""
+    if scheme in _LOCAL_SCHEMES:
+        if conn_id:
+            raise ValueError(
+                f"destination_conn_id={conn_id!r} was given for the local destination {text!r}; "
+                "leave it out for local paths."
+            )
+        return _local_target(text.partition("://")[2] if scheme else text, is_folder, file_name)
+    from airflow.providers.common.compat.sdk import ObjectStoragePath as _Path
+
+    try:
+        path = _Path(text, conn_id=conn_id)
+        fs = path.fs
+        fs_path = str(path.path)
+    except ValueError as error:
+        if not any(sign in str(error) for sign in ("No filesystem registered", "Unsupported filesystem")):
+            raise
+        # Airflow registers only the schemes of installed providers; fsspec knows more (memory://, ...).
+        fs, fs_path = _fsspec_fallback(text, scheme, conn_id)
+    return _remote_target(fs, scheme, fs_path.rstrip("/") if is_folder else fs_path, is_folder, file_name)
+
+
+def _fsspec_fallback(url: str, scheme: str, conn_id: str | None) -> tuple[AbstractFileSystem, str]:
+    import fsspec
+
+    if conn_id or scheme not in fsspec.available_protocols():
+        raise ValueError(
+            f"No Airflow file system is registered for {scheme}:// (destination {url!r}). Install the "
+            "provider that handles it (e.g. apache-airflow-providers-amazon[s3fs] for s3://, "
+            "apache-airflow-providers-google for gs://)."
+        ) from None
+    fs = fsspec.filesystem(scheme)
+    return fs, str(fs._strip_protocol(url))
+
+
+class AtomicWriter:
+    """
+    Write to a temporary sibling of the target, then rename it into place, or delete it on failure.
+
+    Use as a context manager: :meth:`commit` must be called inside the block for the file to be kept.
+
+    :param target: where the file ends up.
+    """
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        parent, _, name = target.path.rpartition("/")
+        temp_name = f".{name}.partial-{uuid.uuid4().hex}"
+        self.temp_path = f"{parent}/{temp_name}" if parent else temp_name
+        self._file: BinaryIO | None = None
+        self._committed = False
+
+    def __enter__(self) -> AtomicWriter:
+        """Open the temporary file for writing."""
+        target = self.target
+        if target.fs is None:
+            os.makedirs(os.path.dirname(target.path), exist_ok=True)
+            # Unbuffered: chunks are already large, and a second copy through a buffer costs throughput.
+            self._file = cast("BinaryIO", open(self.temp_path, "wb", buffering=0))
+        else:
+            self._file = cast("BinaryIO", target.fs.open(self.temp_path, "wb"))
+        return self
+
+    def write(self, chunk: bytes) -> None:
+        """
+        Append a chunk to the temporary file.
+
+        :param chunk: the next bytes.
+        """
+        assert self._file is not None
+        view = memoryview(chunk)
+        while view:  # a raw file may write less than asked
+            written = self._file.write(view)
+            view = view[written if written is not None else len(view) :]
+
+    def commit(self) -> None:
+        """Close the temporary file and move it to the final name (overwriting what was there)."""
+        assert self._file is not None
+        self._file.close()
+        if self.target.fs is None:
+            os.replace(self.temp_path, self.target.path)
+        else:
+            self.target.fs.mv(self.temp_path, self.target.path)
+        self._committed = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Delete the temporary file unless the write was committed."""
+        if self._committed:
+            return
+        file, self._file = self._file, None
+        if file is not None:
+            with contextlib.suppress(Exception):
+                file.close()
+        with contextlib.suppress(FileNotFoundError):
+            if self.target.fs is None:
+                os.unlink(self.temp_path)
+            elif self.target.fs.exists(self.temp_path):
+                self.target.fs.rm(self.temp_path)

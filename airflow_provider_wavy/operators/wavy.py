@@ -1,0 +1,390 @@
+"""Operator that downloads the Wavy (Sinch) open-sessions CSV, verified, to storage or to XCom."""
+
+from __future__ import annotations
+
+import contextlib
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from collections.abc import Generator, Iterator, Sequence
+
+    from airflow.providers.common.compat.sdk import Context
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
+    from airflow_provider_wavy._destination import AtomicWriter, Target
+    from airflow_provider_wavy.hooks.wavy import FileDownload, WavyHook
+    from airflow_provider_wavy.sessions_csv import SessionsCsvChecker, SessionsCsvSummary
+
+#: 10,000 sessions are about 0.8 MB of JSON (~75 bytes a row): well inside what every metadata database
+#: takes in one XCom row (MySQL's default max_allowed_packet is 64 MB, but the XCom table is read whole by
+#: the UI and by each consumer), and small enough to keep a worker's memory flat.
+DEFAULT_MAX_XCOM_ROWS = 10_000
+#: In XCom mode the file is held in memory; rows longer than this on average mean it is not the sessions
+#: CSV (a row is ~35 bytes), so the download stops before memory grows with it.
+_XCOM_BYTES_PER_ROW = 1024
+_CHUNK_SIZE = 1024 * 1024
+#: Chunks in flight between the network reader and the writer: bounds memory at a few MiB.
+_QUEUE_CHUNKS = 8
+PROGRESS_INTERVAL = 5.0
+
+
+class WavyOpenSessionsOperator(BaseOperator):
+    """
+    Download the Wavy open-sessions CSV, verifying it while it streams, to a destination or to XCom.
+
+    The file is written under a temporary name beside the destination and renamed into place only once it
+    is complete and verified (header with ``source``/``origin`` and ``session_created_at``, delimiter ``;``
+    or ``,``, length as announced). On any failure nothing is left at the destination.
+
+    :param customer_id: the Wavy customer id (templated); defaults to the connection's ``customer_id`` extra.
+    :param sub_account_id: the sub-account id (templated); defaults to the connection's extra.
+    :param file_url: the file URL to download (templated), typically the sensor's XCom
+        (``"{{ ti.xcom_pull(task_ids='wait_for_sessions') }}"``); when empty the API is asked.
+    :param destination: where to write (templated): a local path, a URL (``file://``, ``s3://``, ``gs://``,
+        ...) or an ``ObjectStoragePath``. Ending in ``/``, it is a folder and the file is named
+        ``wavy_open_sessions_<customer>[_<sub_account>]_<ds>.csv``. None returns the rows through XCom.
+    :param destination_conn_id: the connection of the object store (e.g. an ``aws`` connection for s3://).
+    :param wavy_conn_id: the ``wavy`` connection.
+    :param max_xcom_rows: in XCom mode, the most rows returned; beyond it the task fails (it never
+        truncates): use a destination for larger files.
+    :param include_file_url: add the file URL to the returned summary (it may carry a signature).
+    """
+
+    template_fields: Sequence[str] = ("customer_id", "sub_account_id", "file_url", "destination")
+    ui_color = "#25d366"
+
+    def __init__(
+        self,
+        *,
+        customer_id: str | None = None,
+        sub_account_id: str | None = None,
+        file_url: str | None = None,
+        destination: Any = None,
+        destination_conn_id: str | None = None,
+        wavy_conn_id: str = "wavy_default",
+        max_xcom_rows: int = DEFAULT_MAX_XCOM_ROWS,
+        include_file_url: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if destination_conn_id and destination is None:
+            raise ValueError(
+                f"destination_conn_id={destination_conn_id!r} was given without a destination: pass "
+                "destination='s3://bucket/path/' (or another URL), or leave both out for XCom mode."
+            )
+        if isinstance(max_xcom_rows, bool) or not isinstance(max_xcom_rows, int) or max_xcom_rows < 0:
+            raise ValueError(f"max_xcom_rows must be a whole number >= 0, got {max_xcom_rows!r}.")
+        self.customer_id = customer_id
+        self.sub_account_id = sub_account_id
+        self.file_url = file_url
+        self.destination = destination
+        self.destination_conn_id = destination_conn_id
+        self.wavy_conn_id = wavy_conn_id
+        self.max_xcom_rows = max_xcom_rows
+        self.include_file_url = include_file_url
+        self._lineage_input: tuple[str, str] | None = None
+        self._lineage_output: tuple[str, str] | None = None
+
+    @cached_property
+    def hook(self) -> WavyHook:
+        """Return the Wavy hook (imported on first use: DAG parsing stays cheap)."""
+        from airflow_provider_wavy.hooks.wavy import WavyHook
+
+        return WavyHook(wavy_conn_id=self.wavy_conn_id)
+
+    # -- execute ------------------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> Any:
+        """Download and verify the file; return a summary, or the rows in XCom mode."""
+        from airflow_provider_wavy.protocol import describe_url, origin_of
+
+        customer, sub_account = self._resolve_ids()
+        file_url = self._file_url(customer, sub_account)
+        scheme, host, port = origin_of(file_url)
+        default_port = {"http": 80, "https": 443}.get(scheme)
+        namespace = f"{scheme}://{host}" if port == default_port else f"{scheme}://{host}:{port}"
+        # describe_url drops the query string: a signed URL's signature must not reach the lineage backend.
+        path = (
+            "/" + describe_url(file_url).split("/", 3)[-1] if describe_url(file_url).count("/") >= 3 else "/"
+        )
+        self._lineage_input = (namespace, path)
+        if self.destination is None:
+            return self._to_xcom(file_url)
+        return self._to_destination(file_url, customer, sub_account, context)
+
+    def _resolve_ids(self) -> tuple[str | None, str | None]:
+        try:
+            return self.hook.settings.resolve_ids(self.customer_id, self.sub_account_id)
+        except ValueError:
+            if self.file_url:
+                # The file URL alone is enough to download; the ids only name the file then.
+                return None, self.sub_account_id or None
+            raise
+
+    def _file_url(self, customer: str | None, sub_account: str | None) -> str:
+        from airflow_provider_wavy.exceptions import WavyDownloadError
+        from airflow_provider_wavy.protocol import check_file_url
+
+        given = (self.file_url or "").strip()
+        if given and given != "None":
+            try:
+                return check_file_url(given)
+            except ValueError as error:
+                raise ValueError(f"file_url: {error}") from None
+        file_url = self.hook.get_open_sessions_file_url(customer, sub_account)
+        if not file_url:
+            ids = f"customer_id={customer!r}" + (f", sub_account_id={sub_account!r}" if sub_account else "")
+            raise WavyDownloadError(
+                f"The Wavy API has no open-sessions file yet for {ids}. Put a WavyOpenSessionsSensor before "
+                "this task and pass its result as file_url=\"{{ ti.xcom_pull(task_ids='<sensor task>') }}\"."
+            )
+        return file_url
+
+    def _default_file_name(self, customer: str | None, sub_account: str | None, context: Context) -> str:
+        from airflow_provider_wavy._destination import safe_name_part
+
+        stamp = context.get("ds") or str(context.get("run_id") or "run")
+        parts = ["wavy_open_sessions"]
+        parts += [safe_name_part(value) for value in (customer, sub_account) if value]
+        parts.append(safe_name_part(str(stamp)))
+        return "_".join(parts) + ".csv"
+
+    def _to_destination(
+        self, file_url: str, customer: str | None, sub_account: str | None, context: Context
+    ) -> dict[str, Any]:
+        from airflow_provider_wavy._destination import AtomicWriter, resolve_target
+
+        target = resolve_target(
+            self.destination,
+            self.destination_conn_id,
+            self._default_file_name(customer, sub_account, context),
+        )
+        self._lineage_output = (target.lineage_namespace, target.lineage_name)
+        with self.hook.open_file(file_url) as download, AtomicWriter(target) as writer:
+            summary = self._stream(download, writer, target)
+            writer.commit()
+        self.log.info(
+            "Wrote %s: %d sessions, %s bytes, sha256 %s.",
+            target.uri,
+            summary.rows,
+            f"{summary.bytes:,}",
+            summary.sha256,
+        )
+        self._annotate_outlets(context, target, summary)
+        result: dict[str, Any] = {
+            "destination": target.uri,
+            "rows": summary.rows,
+            "bytes": summary.bytes,
+            "sha256": summary.sha256,
+            "delimiter": summary.delimiter,
+            "columns": list(summary.columns),
+        }
+        if self.include_file_url:
+            result["file_url"] = file_url
+        return result
+
+    def _stream(self, download: FileDownload, writer: AtomicWriter, target: Target) -> SessionsCsvSummary:
+        """Copy the download into the writer while verifying it; network reads overlap writing and hashing."""
+        from airflow_provider_wavy.sessions_csv import SessionsCsvChecker
+
+        checker = SessionsCsvChecker(hash_bytes=True)
+        progress = _Progress(self, download.expected_size)
+        # closing(): on a failure the reader thread must stop now, not when the traceback is collected.
+        with contextlib.closing(_read_ahead(download.iter_chunks(_CHUNK_SIZE))) as chunks:
+            for chunk in chunks:
+                self._feed(checker, chunk, download, target.uri)
+                writer.write(chunk)
+                progress.update(checker.bytes_so_far)
+        return self._finish(checker, download, target.uri)
+
+    def _feed(self, checker: SessionsCsvChecker, chunk: bytes, download: FileDownload, where: str) -> None:
+        from airflow_provider_wavy.sessions_csv import SessionsCsvError
+
+        try:
+            checker.feed(chunk)
+        except SessionsCsvError as error:
+            raise self._csv_error(error, download, where) from None
+
+    def _finish(self, checker: SessionsCsvChecker, download: FileDownload, where: str) -> SessionsCsvSummary:
+        from airflow_provider_wavy.sessions_csv import SessionsCsvError
+
+        try:
+            return checker.finish()
+        except SessionsCsvError as error:
+            raise self._csv_error(error, download, where) from None
+
+    @staticmethod
+    def _csv_error(error: Exception, download: FileDownload, where: str) -> Exception:
+        from airflow_provider_wavy.exceptions import WavyDownloadError
+
+        return WavyDownloadError(
+            f"The file at {download.shown_url} is not the open-sessions CSV: {error}. "
+            f"Nothing was written to {where}."
+        )
+
+    def _to_xcom(self, file_url: str) -> list[dict[str, str | None]]:
+        """Download the file into memory (bounded by ``max_xcom_rows``) and return its rows as dicts."""
+        from airflow_provider_wavy.sessions_csv import SessionsCsvChecker
+
+        checker = SessionsCsvChecker(hash_bytes=False)
+        byte_limit = (self.max_xcom_rows + 1) * _XCOM_BYTES_PER_ROW + 64 * 1024
+        chunks: list[bytes] = []
+        with self.hook.open_file(file_url) as download:
+            progress = _Progress(self, download.expected_size)
+            for chunk in download.iter_chunks(_CHUNK_SIZE):
+                self._feed(checker, chunk, download, "XCom")
+                if checker.rows_so_far > self.max_xcom_rows or checker.bytes_so_far > byte_limit:
+                    raise self._too_many_rows(f"more than {checker.rows_so_far:,}")
+                chunks.append(chunk)
+                progress.update(checker.bytes_so_far)
+            summary = self._finish(checker, download, "XCom")
+        if summary.rows > self.max_xcom_rows:
+            raise self._too_many_rows(f"{summary.rows:,}")
+        rows = parse_rows(b"".join(chunks), summary.delimiter, summary.columns, summary.encoding_bom)
+        self.log.info("Read %d sessions (%s bytes) into XCom.", len(rows), f"{summary.bytes:,}")
+        return rows
+
+    def _too_many_rows(self, count: str) -> Exception:
+        from airflow_provider_wavy.exceptions import WavyDownloadError
+
+        return WavyDownloadError(
+            f"The open-sessions file has {count} rows, above max_xcom_rows={self.max_xcom_rows:,}: XCom mode "
+            "returns every row or fails, it never truncates. Pass destination='s3://bucket/folder/' (or a "
+            "local path) to store the file and read it downstream, or raise max_xcom_rows if your XCom "
+            "backend takes the size."
+        )
+
+    def _annotate_outlets(self, context: Context, target: Target, summary: SessionsCsvSummary) -> None:
+        """Attach the summary to the asset events of this task's outlets, for downstream consumers."""
+        from airflow.providers.common.compat.sdk import Asset
+
+        events = context.get("outlet_events")
+        if events is None:
+            return
+        for outlet in self.outlets or ():
+            if isinstance(outlet, Asset):
+                events[outlet].extra.update(
+                    {"destination": target.uri, "rows": summary.rows, "sha256": summary.sha256}
+                )
+
+    # -- lineage ------------------------------------------------------------------------------------------
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """Report the file host as input and the destination as output (OpenLineage provider only)."""
+        from airflow.providers.common.compat.openlineage.facet import Dataset
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        inputs = [Dataset(namespace=ns, name=name) for ns, name in filter(None, [self._lineage_input])]
+        outputs = [Dataset(namespace=ns, name=name) for ns, name in filter(None, [self._lineage_output])]
+        return OperatorLineage(inputs=inputs, outputs=outputs)
+
+
+def parse_rows(data: bytes, delimiter: str, columns: Sequence[str], bom: bool) -> list[dict[str, str | None]]:
+    """
+    Parse a verified sessions CSV into one dict per row, keyed by the header's column names.
+
+    Rows shorter than the header get None for the missing columns (as ``csv.DictReader`` does).
+
+    :param data: the whole file.
+    :param delimiter: the delimiter found by the checker.
+    :param columns: the header's column names, cleaned by the checker.
+    :param bom: the file starts with a UTF-8 byte order mark.
+    """
+    import csv
+    import io
+
+    text = data.decode("utf-8-sig" if bom else "utf-8", errors="replace")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    next(reader, None)
+    keys = tuple(columns)
+    width = len(keys)
+    rows: list[dict[str, str | None]] = []
+    append = rows.append
+    for row in reader:
+        if len(row) == width:
+            append(dict(zip(keys, row, strict=True)))
+        elif row:
+            padded: list[str | None] = [*row[:width], *([None] * (width - len(row)))]
+            append(dict(zip(keys, padded, strict=True)))
+    return rows
+
+
+class _Progress:
+    """Log bytes, rate and share done every few seconds."""
+
+    def __init__(self, operator: BaseOperator, expected: int | None) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self._log = operator.log
+        self._expected = expected
+        self._start = self._clock()
+        self._next = self._start + PROGRESS_INTERVAL
+
+    def update(self, done: int) -> None:
+        now = self._clock()
+        if now < self._next:
+            return
+        self._next = now + PROGRESS_INTERVAL
+        rate = done / max(now - self._start, 1e-9) / 2**20
+        if self._expected:
+            self._log.info(
+                "Downloaded %.1f of %.1f MiB (%.0f%%) at %.1f MiB/s.",
+                done / 2**20,
+                self._expected / 2**20,
+                100 * done / self._expected,
+                rate,
+            )
+        else:
+            self._log.info("Downloaded %.1f MiB at %.1f MiB/s (size not announced).", done / 2**20, rate)
+
+
+def _read_ahead(chunks: Iterator[bytes]) -> Generator[bytes, None, None]:
+    """
+    Yield ``chunks`` while a thread reads the next ones, so network reads overlap hashing and writing.
+
+    The queue is bounded, so memory stays at a few chunks whatever the file size; an error in the reader
+    is re-raised here, and stopping early (the consumer failed) lets the reader finish its current read.
+    """
+    import queue
+    import threading
+
+    done = object()
+    pipe: queue.Queue[Any] = queue.Queue(maxsize=_QUEUE_CHUNKS)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                pipe.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def read() -> None:
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    return
+        except BaseException as error:  # noqa: BLE001 - handed over to the consumer, which re-raises it
+            put(error)
+        else:
+            put(done)
+
+    reader = threading.Thread(target=read, name="wavy-download-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = pipe.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=60)

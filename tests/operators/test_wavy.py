@@ -1,0 +1,476 @@
+"""WavyOpenSessionsOperator against the sandbox and real storage: local files, memory://, S3 (moto server)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from airflow_provider_wavy.exceptions import WavyDownloadError
+from airflow_provider_wavy.operators import wavy as operator_module
+from airflow_provider_wavy.operators.wavy import DEFAULT_MAX_XCOM_ROWS, WavyOpenSessionsOperator
+from airflow_provider_wavy.sandbox import Scenario, WavySandbox
+from tests.conftest import REPO_ROOT, SANDBOX_CUSTOMER, SANDBOX_TOKEN
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from fsspec import AbstractFileSystem
+
+S3_CONN_ID = "wavy_test_s3"
+LOGICAL_DS = "2026-11-23"
+DEFAULT_NAME = f"wavy_open_sessions_{SANDBOX_CUSTOMER}_{LOGICAL_DS}.csv"
+
+
+# -- fixtures -----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """Start a real S3-compatible server (moto) on loopback for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> tuple[AbstractFileSystem, str]:
+    """Return an s3fs file system on the moto server and a fresh bucket, with an ``aws`` connection to it."""
+    import s3fs
+
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    conn = {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing",
+        "extra": {"endpoint_url": moto_endpoint, "region_name": "us-east-1"},
+    }
+    monkeypatch.setenv(f"AIRFLOW_CONN_{S3_CONN_ID.upper()}", json.dumps(conn))
+    fs = s3fs.S3FileSystem(
+        key="testing",
+        secret="testing",
+        client_kwargs={"endpoint_url": moto_endpoint},
+        skip_instance_cache=True,
+    )
+    bucket = f"wavy-{uuid.uuid4().hex[:12]}"
+    fs.mkdir(bucket)
+    return fs, bucket
+
+
+@pytest.fixture
+def memory_fs() -> Iterator[AbstractFileSystem]:
+    """Return fsspec's process-wide memory file system, emptied before and after."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fs.store.clear()
+    fs.pseudo_dirs.clear()
+    fs.pseudo_dirs.append("")
+    yield fs
+    fs.store.clear()
+
+
+@dataclass
+class Place:
+    """A destination under test: what to pass to the operator and how to look at what it left."""
+
+    destination: Any
+    conn_id: str | None
+    final: str
+    listing: Callable[[], list[str]]
+    read: Callable[[], bytes]
+    uri: str
+
+
+@pytest.fixture(params=["local-path", "local-folder", "file-url", "object-storage-path", "memory", "s3"])
+def place(request: pytest.FixtureRequest, tmp_path: Path, memory_fs: AbstractFileSystem) -> Place:
+    """Return one kind of destination, empty."""
+    kind = request.param
+    folder = tmp_path / "out"
+    folder.mkdir()
+
+    def local_listing() -> list[str]:
+        return sorted(p.name for p in folder.iterdir())
+
+    if kind in ("local-path", "local-folder", "file-url", "object-storage-path"):
+        final = folder / ("sessions.csv" if kind != "local-folder" else DEFAULT_NAME)
+        destination: Any = {
+            "local-path": str(final),
+            "local-folder": f"{folder}/",
+            "file-url": f"file://{final}",
+            "object-storage-path": None,
+        }[kind]
+        if kind == "object-storage-path":
+            from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+            destination = ObjectStoragePath(f"file://{final}")
+        return Place(destination, None, final.name, local_listing, final.read_bytes, f"file://{final}")
+    if kind == "memory":
+        return Place(
+            "memory://wavy/out/",
+            None,
+            DEFAULT_NAME,
+            lambda: sorted(p.rsplit("/", 1)[-1] for p in memory_fs.find("/wavy")),
+            lambda: memory_fs.cat_file(f"/wavy/out/{DEFAULT_NAME}"),
+            f"memory:///wavy/out/{DEFAULT_NAME}",
+        )
+    fs, bucket = request.getfixturevalue("s3")
+    return Place(
+        f"s3://{bucket}/exports/sessions.csv",
+        S3_CONN_ID,
+        "sessions.csv",
+        lambda: sorted(p.rsplit("/", 1)[-1] for p in fs.find(bucket, refresh=True)),
+        lambda: fs.cat_file(f"{bucket}/exports/sessions.csv"),
+        f"s3://{bucket}/exports/sessions.csv",
+    )
+
+
+def make_context(**extra: Any) -> dict[str, Any]:
+    """Return the part of a task context the operator reads (ds names files; outlet_events for assets)."""
+    events: defaultdict[Any, SimpleNamespace] = defaultdict(lambda: SimpleNamespace(extra={}))
+    return {"ds": LOGICAL_DS, "run_id": "manual__2026-11-23", "outlet_events": events, **extra}
+
+
+def run(**kwargs: Any) -> Any:
+    operator = WavyOpenSessionsOperator(task_id="download", **kwargs)
+    return operator.execute(make_context())  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def all_logs(
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> Iterator[Callable[[], str]]:
+    """Return a function giving everything logged or printed so far (stdlib logging and structlog)."""
+    caplog.set_level(logging.DEBUG)
+    loggers = [logging.getLogger(name) for name in ("airflow", "airflow.task")]
+    for logger in loggers:
+        logger.addHandler(caplog.handler)
+
+    def text() -> str:
+        out, err = capfd.readouterr()
+        sys.stdout.write(out)
+        sys.stderr.write(err)
+        return caplog.text + out + err
+
+    yield text
+    for logger in loggers:
+        logger.removeHandler(caplog.handler)
+
+
+# -- destinations: the happy path ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        pytest.param({}, id="default"),
+        pytest.param({"rows": 0}, id="header-only"),
+        pytest.param({"delimiter": ",", "bom": True, "crlf": True, "phone_column": "origin"}, id="comma-bom"),
+        pytest.param({"gzip": True, "rows": 20_000}, id="gzip"),
+        pytest.param({"chunked": True, "rows": 60_000}, id="chunked-several-chunks"),
+    ],
+)
+def test_writes_exact_bytes_to_each_destination(
+    sandbox: WavySandbox, place: Place, scenario: dict[str, Any]
+) -> None:
+    sandbox.scenario = Scenario(**scenario)
+    expected = sandbox.expected_bytes()
+
+    summary = run(destination=place.destination, destination_conn_id=place.conn_id)
+
+    assert place.read() == expected
+    assert place.listing() == [place.final]
+    rows = scenario.get("rows", 25)
+    assert summary == {
+        "destination": place.uri,
+        "rows": rows,
+        "bytes": len(expected),
+        "sha256": hashlib.sha256(expected).hexdigest(),
+        "delimiter": scenario.get("delimiter", ";"),
+        "columns": [scenario.get("phone_column", "source"), "session_created_at"],
+    }
+    assert not sandbox.cdn_saw_credentials
+    assert SANDBOX_TOKEN not in json.dumps(summary)
+    assert "file_url" not in summary
+
+
+def test_rerun_overwrites_same_path(sandbox: WavySandbox, place: Place) -> None:
+    sandbox.scenario = Scenario(rows=40)
+    first = run(destination=place.destination, destination_conn_id=place.conn_id)
+    sandbox.scenario = Scenario(rows=7)
+    second = run(destination=place.destination, destination_conn_id=place.conn_id)
+
+    assert first["destination"] == second["destination"]
+    assert place.listing() == [place.final]
+    assert place.read() == sandbox.expected_bytes()
+    assert second["rows"] == 7
+
+
+# -- faults: a clear failure and nothing left at the destination --------------------------------------------
+
+FAULTS = [
+    pytest.param({"file_body": "html"}, "HTML page", id="html"),
+    pytest.param({"file_body": "json-error"}, "JSON", id="json-error"),
+    pytest.param({"file_body": "missing-column"}, "missing", id="missing-column"),
+    pytest.param({"file_body": "empty"}, "empty", id="empty"),
+    pytest.param({"rows": 150_000, "truncate_at": 3_000_000}, "cut short", id="truncated-after-chunks"),
+    pytest.param({"rows": 200, "truncate_at": 100}, "cut short", id="truncated-in-first-chunk"),
+    pytest.param(
+        {"cdn_not_found_calls": 99, "cdn_status": 404}, "WavyOpenSessionsSensor", id="cdn-404-expired-link"
+    ),
+]
+
+
+@pytest.mark.parametrize(("scenario", "message"), FAULTS)
+def test_fault_fails_clearly_and_leaves_nothing(
+    sandbox: WavySandbox, place: Place, scenario: dict[str, Any], message: str
+) -> None:
+    sandbox.scenario = Scenario(**scenario)
+
+    with pytest.raises(WavyDownloadError, match=message) as raised:
+        run(destination=place.destination, destination_conn_id=place.conn_id)
+
+    assert place.listing() == []
+    assert SANDBOX_TOKEN not in str(raised.value)
+    assert not sandbox.cdn_saw_credentials
+
+
+@pytest.mark.parametrize(("scenario", "message"), FAULTS)
+def test_fault_keeps_previous_good_file(
+    sandbox: WavySandbox, tmp_path: Path, scenario: dict[str, Any], message: str
+) -> None:
+    final = tmp_path / "sessions.csv"
+    run(destination=str(final))
+    good = final.read_bytes()
+    sandbox.scenario = Scenario(**scenario)
+
+    with pytest.raises(WavyDownloadError, match=message):
+        run(destination=str(final))
+
+    assert final.read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir()] == ["sessions.csv"]
+
+
+# -- source of the file URL ---------------------------------------------------------------------------------
+
+
+def test_file_url_given_skips_the_api(sandbox: WavySandbox, tmp_path: Path) -> None:
+    from airflow_provider_wavy.hooks.wavy import WavyHook
+
+    file_url = WavyHook().get_open_sessions_file_url()
+    assert file_url
+    sandbox.reset()
+
+    summary = run(file_url=file_url, destination=str(tmp_path / "s.csv"), include_file_url=True)
+
+    assert sandbox.api_calls == 0
+    assert summary["file_url"] == file_url
+    assert SANDBOX_TOKEN not in json.dumps(summary)
+
+
+def test_no_file_yet_points_to_the_sensor(sandbox: WavySandbox, tmp_path: Path) -> None:
+    sandbox.scenario = Scenario(ready_after=5)
+
+    with pytest.raises(WavyDownloadError, match=r"no open-sessions file yet.*WavyOpenSessionsSensor"):
+        run(destination=str(tmp_path / "s.csv"))
+
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sub_account_names_the_file(sandbox: WavySandbox, tmp_path: Path) -> None:
+    summary = run(sub_account_id="77", destination=f"{tmp_path}/")
+
+    name = f"wavy_open_sessions_{SANDBOX_CUSTOMER}_77_{LOGICAL_DS}.csv"
+    assert summary["destination"] == f"file://{tmp_path / name}"
+    assert (tmp_path / name).read_bytes() == sandbox.expected_bytes(SANDBOX_CUSTOMER, "77")
+
+
+# -- XCom mode ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        pytest.param({}, id="default"),
+        pytest.param({"rows": 0}, id="header-only"),
+        pytest.param({"delimiter": ",", "bom": True, "crlf": True, "phone_column": "origin"}, id="comma-bom"),
+        pytest.param(
+            {"quote": True, "extra_columns": ("x",), "final_newline": False}, id="quoted-extra-no-newline"
+        ),
+        pytest.param({"gzip": True, "rows": 500}, id="gzip"),
+    ],
+)
+def test_xcom_mode_returns_rows_like_dictreader(sandbox: WavySandbox, scenario: dict[str, Any]) -> None:
+    sandbox.scenario = Scenario(**scenario)
+    text = sandbox.expected_bytes().decode("utf-8-sig")
+    expected = list(csv.DictReader(io.StringIO(text, newline=""), delimiter=scenario.get("delimiter", ";")))
+
+    rows = run()
+
+    assert rows == expected
+    assert len(rows) == scenario.get("rows", 25)
+    assert SANDBOX_TOKEN not in json.dumps(rows)
+    assert not sandbox.cdn_saw_credentials
+
+
+@pytest.mark.parametrize(
+    ("rows", "limit", "fails"),
+    [
+        pytest.param(10, 10, False, id="at-the-limit"),
+        pytest.param(11, 10, True, id="one-over"),
+        pytest.param(0, 0, False, id="zero-limit-empty-file"),
+        pytest.param(50_000, 100, True, id="far-over-stops-early"),
+    ],
+)
+def test_xcom_mode_limit_never_truncates(sandbox: WavySandbox, rows: int, limit: int, fails: bool) -> None:
+    sandbox.scenario = Scenario(rows=rows)
+    if fails:
+        with pytest.raises(WavyDownloadError, match=r"above max_xcom_rows=.*never truncates.*destination="):
+            run(max_xcom_rows=limit)
+    else:
+        assert len(run(max_xcom_rows=limit)) == rows
+
+
+def test_xcom_default_limit_fits_default_backend(sandbox: WavySandbox) -> None:
+    sandbox.scenario = Scenario(rows=DEFAULT_MAX_XCOM_ROWS)
+
+    rows = run()
+
+    assert len(rows) == DEFAULT_MAX_XCOM_ROWS
+    assert len(json.dumps(rows)) < 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("scenario", "message"),
+    [
+        pytest.param({"file_body": "html"}, "HTML page", id="html"),
+        pytest.param({"file_body": "missing-column"}, "missing", id="missing-column"),
+        pytest.param({"rows": 200, "truncate_at": 500}, "cut short", id="truncated"),
+    ],
+)
+def test_xcom_mode_faults(sandbox: WavySandbox, scenario: dict[str, Any], message: str) -> None:
+    sandbox.scenario = Scenario(**scenario)
+    with pytest.raises(WavyDownloadError, match=message):
+        run()
+
+
+# -- arguments ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        pytest.param({"destination_conn_id": "aws_default"}, "without a destination", id="conn-without-dest"),
+        pytest.param({"max_xcom_rows": -1}, "max_xcom_rows", id="negative-limit"),
+    ],
+)
+def test_bad_arguments_raise_value_error(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        WavyOpenSessionsOperator(task_id="t", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        pytest.param(
+            {"destination": "/tmp/x.csv", "destination_conn_id": "aws"}, "local", id="conn-for-local"
+        ),
+        pytest.param({"file_url": "ftp://host/file"}, "absolute http", id="bad-file-url"),
+        pytest.param({"destination": "nosuchfs://b/k.csv"}, "No Airflow file system", id="unknown-scheme"),
+    ],
+)
+def test_bad_arguments_at_run_time(sandbox: WavySandbox, kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        run(**kwargs)
+
+
+# -- logging, outlets, lineage, import cost -----------------------------------------------------------------
+
+
+def test_progress_is_logged(
+    sandbox: WavySandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, all_logs: Callable[[], str]
+) -> None:
+    monkeypatch.setattr(operator_module, "PROGRESS_INTERVAL", 0.0)
+    sandbox.scenario = Scenario(rows=60_000)
+
+    run(destination=str(tmp_path / "s.csv"))
+
+    logs = all_logs()
+    assert "Downloaded" in logs
+    assert "MiB/s" in logs
+    assert "%)" in logs  # the share done: the sandbox announces the size
+    assert SANDBOX_TOKEN not in logs
+
+
+def test_outlet_asset_gets_the_summary(sandbox: WavySandbox, tmp_path: Path) -> None:
+    from airflow.providers.common.compat.sdk import Asset
+
+    asset = Asset(f"file://{tmp_path}/s.csv")
+    operator = WavyOpenSessionsOperator(task_id="t", destination=str(tmp_path / "s.csv"), outlets=[asset])
+    context = make_context()
+
+    summary = operator.execute(context)  # type: ignore[arg-type]
+
+    assert context["outlet_events"][asset].extra == {
+        "destination": summary["destination"],
+        "rows": 25,
+        "sha256": summary["sha256"],
+    }
+
+
+def test_openlineage_input_and_output(sandbox: WavySandbox, s3: tuple[AbstractFileSystem, str]) -> None:
+    _fs, bucket = s3
+    operator = WavyOpenSessionsOperator(
+        task_id="t", destination=f"s3://{bucket}/exports/", destination_conn_id=S3_CONN_ID
+    )
+    operator.execute(make_context())  # type: ignore[arg-type]
+
+    lineage = operator.get_openlineage_facets_on_complete(None)
+
+    (source,) = lineage.inputs
+    assert source.namespace == sandbox.cdn_url
+    assert source.name.startswith("/")
+    assert "?" not in source.name
+    (target,) = lineage.outputs
+    assert (target.namespace, target.name) == (f"s3://{bucket}", f"exports/{DEFAULT_NAME}")
+
+
+def test_module_imports_cheaply() -> None:
+    # What Airflow itself loads (it may pull requests or fsspec) is not the operator's cost: diff against it.
+    code = (
+        "import sys; from airflow.providers.common.compat.sdk import BaseOperator; "
+        "before = set(sys.modules); import airflow_provider_wavy.operators.wavy; "
+        "new = set(sys.modules) - before; "
+        "heavy = sorted(n for n in new "
+        "if n.split('.')[0] in ('requests', 'fsspec', 'urllib3', 'csv', 'httpx') "
+        "or n in ('airflow_provider_wavy.hooks.wavy', 'airflow_provider_wavy.sessions_csv', "
+        "'airflow_provider_wavy.protocol') or n.startswith('airflow.providers.openlineage')); "
+        "print(heavy)"
+    )
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT, env=env
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]"
