@@ -6,7 +6,6 @@ import csv
 import hashlib
 import io
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -156,27 +155,6 @@ def make_context(**extra: Any) -> dict[str, Any]:
 def run(**kwargs: Any) -> Any:
     operator = WavyOpenSessionsOperator(task_id="download", **kwargs)
     return operator.execute(make_context())  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def all_logs(
-    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
-) -> Iterator[Callable[[], str]]:
-    """Return a function giving everything logged or printed so far (stdlib logging and structlog)."""
-    caplog.set_level(logging.DEBUG)
-    loggers = [logging.getLogger(name) for name in ("airflow", "airflow.task")]
-    for logger in loggers:
-        logger.addHandler(caplog.handler)
-
-    def text() -> str:
-        out, err = capfd.readouterr()
-        sys.stdout.write(out)
-        sys.stderr.write(err)
-        return caplog.text + out + err
-
-    yield text
-    for logger in loggers:
-        logger.removeHandler(caplog.handler)
 
 
 # -- destinations: the happy path ---------------------------------------------------------------------------
