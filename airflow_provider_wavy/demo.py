@@ -1,0 +1,360 @@
+"""
+The first thing to run: the daily example DAG in a real Airflow, against the local Wavy sandbox.
+
+``python -m airflow_provider_wavy.demo`` (or ``scripts/demo.sh``, which also sets up the environment) starts
+the sandbox, creates a private Airflow home under ``.demo/``, points ``wavy_default`` at the sandbox, runs
+``airflow dags test example_wavy_daily`` and shows where the CSV landed, its row count and its first rows.
+Airflow's own output goes to ``.demo/airflow.log`` and is shown only when something fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import io
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+DAG_ID = "example_wavy_daily"
+DAG_FILE = "example_wavy_daily.py"
+SHOWN_ROWS = 5
+LOG_TAIL_LINES = 25
+
+
+class DemoError(Exception):
+    """A problem the user can fix, explained in plain words (no traceback)."""
+
+
+@dataclass(frozen=True)
+class DemoPaths:
+    """Where the demo keeps its things (all under one git-ignored folder)."""
+
+    root: Path
+
+    @property
+    def airflow_home(self) -> Path:
+        """The private ``AIRFLOW_HOME`` (rebuilt on every run)."""
+        return self.root / "airflow"
+
+    @property
+    def data_dir(self) -> Path:
+        """The ``wavy_data_dir`` Variable: where the DAG writes the files."""
+        return self.root / "data"
+
+    @property
+    def log(self) -> Path:
+        """Airflow's combined output."""
+        return self.root / "airflow.log"
+
+
+def _shown(path: Path) -> str:
+    """Return a path relative to the working directory when it is below it (shorter to read)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _find_example_dags(given: str | None) -> Path:
+    """
+    Return the ``example_dags`` folder of this checkout.
+
+    :param given: a folder from ``--dags-folder``, if any.
+    """
+    candidates = [Path(given)] if given else [Path(__file__).resolve().parents[1] / "example_dags"]
+    candidates.append(Path.cwd() / "example_dags")
+    for folder in candidates:
+        if (folder / DAG_FILE).is_file():
+            return folder
+    raise DemoError(
+        f"Cannot find {DAG_FILE}: looked in {', '.join(str(c) for c in candidates)}. "
+        "Run the demo from a checkout of airflow-provider-wavy, or pass --dags-folder."
+    )
+
+
+def _airflow_version() -> str:
+    """Return the installed Airflow version, or explain how to get one."""
+    try:
+        return version("apache-airflow")
+    except PackageNotFoundError:
+        raise DemoError(
+            f"Apache Airflow is not installed for {sys.executable}. "
+            "Run scripts/demo.sh: it sets up an environment with Airflow first."
+        ) from None
+
+
+def _airflow_env(paths: DemoPaths, dags_folder: Path, extra: dict[str, str]) -> dict[str, str]:
+    """
+    Return the environment of the ``airflow`` commands: a private home, never the user's own.
+
+    :param paths: the demo's folders.
+    :param dags_folder: the folder holding the daily example.
+    :param extra: sandbox variables (the ``wavy_default`` connection).
+    """
+    bin_dir = str(Path(sys.executable).parent)
+    # Drop the user's Airflow settings: the demo must not touch (or be broken by) another installation.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "AIRFLOW__"))}
+    major = int(_airflow_version().split(".")[0])
+    env.update(
+        {
+            "AIRFLOW_HOME": str(paths.airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{paths.airflow_home / 'airflow.db'}",
+            "AIRFLOW__CORE__EXECUTOR": "SequentialExecutor" if major == 2 else "LocalExecutor",
+            "AIRFLOW_VAR_WAVY_DATA_DIR": str(paths.data_dir),
+            # The sandbox has the file on the second poll: poll every second instead of every 5 minutes.
+            "WAVY_POKE_INTERVAL": "1",
+            "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+            "PYTHONWARNINGS": "ignore",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def _run_airflow(args: Sequence[str], env: dict[str, str], log: Path, timeout: float) -> int:
+    """
+    Run one ``airflow`` command with its output appended to the log; stop it cleanly on Ctrl-C.
+
+    :param args: the command's arguments after ``airflow``.
+    :param env: its environment.
+    :param log: the file collecting Airflow's output.
+    :param timeout: seconds before giving up.
+    """
+    airflow = Path(sys.executable).parent / "airflow"
+    if not airflow.exists():
+        raise DemoError(f"No airflow command next to {sys.executable}. Run scripts/demo.sh to set it up.")
+    with log.open("a", encoding="utf-8") as out:
+        out.write(f"\n$ airflow {' '.join(args)}\n")
+        out.flush()
+        # Its own session: Ctrl-C reaches only the demo, which then stops the whole command group itself.
+        process = subprocess.Popen(
+            [str(airflow), *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            return process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _stop(process)
+            raise DemoError(
+                f"`airflow {' '.join(args)}` did not finish within {timeout:.0f}s.{_log_tail(log)}"
+            ) from None
+        except BaseException:
+            _stop(process)
+            raise
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a command and everything it started."""
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        if process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """Return the end of Airflow's output, indented, with the log's path."""
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    tail = "\n".join("    " + line for line in text.splitlines()[-lines:])
+    return f"\n  Last lines of {_shown(log)}:\n{tail}\n  Full output: {_shown(log)}"
+
+
+def _task_states(paths: DemoPaths) -> tuple[str | None, dict[str, str]]:
+    """Return the last run's state and its task states, read from the demo's SQLite database."""
+    database = paths.airflow_home / "airflow.db"
+    if not database.exists():
+        return None, {}
+    with sqlite3.connect(database) as db:
+        row = db.execute(
+            "SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (DAG_ID,)
+        ).fetchone()
+        if row is None:
+            return None, {}
+        run_id, state = row
+        tasks = dict(
+            db.execute(
+                "SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", (DAG_ID, run_id)
+            ).fetchall()
+        )
+    return str(state), {str(k): str(v) for k, v in tasks.items()}
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[list[str]], int]:
+    """
+    Return the header, the first rows and the row count of a sessions file.
+
+    :param path: the downloaded CSV.
+    """
+    text = path.read_text(encoding="utf-8-sig")
+    first_line = text.split("\n", 1)[0]
+    delimiter = ";" if first_line.count(";") >= first_line.count(",") else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = next(reader, [])
+    rows = [row for row in reader if row]
+    return header, rows[:SHOWN_ROWS], len(rows)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """Return rows as an aligned, indented text table."""
+    widths = [
+        max(len(str(cells[i])) for cells in [header, *rows] if i < len(cells)) for i in range(len(header))
+    ]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=False))
+        for cells in [header, *rows]
+    ]
+    return "\n".join("    " + line.rstrip() for line in lines)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """
+    Run the demo; return the exit status.
+
+    :param args: the parsed command line.
+    """
+    from airflow_provider_wavy.sandbox import Scenario, WavySandbox
+
+    airflow_version = _airflow_version()
+    example_dags = _find_example_dags(args.dags_folder)
+    paths = DemoPaths(Path(args.workdir).resolve())
+    logical_date = args.date
+    # A fresh home every time: a new database (3 s) is simpler than reasoning about earlier runs.
+    shutil.rmtree(paths.airflow_home, ignore_errors=True)
+    shutil.rmtree(paths.data_dir / "open_sessions" / logical_date, ignore_errors=True)
+    dags_folder = paths.airflow_home / "dags"
+    dags_folder.mkdir(parents=True)
+    shutil.copyfile(example_dags / DAG_FILE, dags_folder / DAG_FILE)
+    paths.log.write_text(
+        f"Wavy demo, Airflow {airflow_version}, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC\n"
+    )
+
+    # The file is ready on the sensor's second poll, so the run shows a real wait (one second long).
+    sandbox = WavySandbox(scenario=Scenario(rows=args.rows, ready_after=1))
+    try:
+        sandbox.start()
+    except OSError as error:
+        raise DemoError(f"Cannot start the Wavy sandbox on 127.0.0.1: {error}.") from None
+    try:
+        print(f"Wavy demo on Airflow {airflow_version}, sandbox API at {sandbox.base_url}")
+        env = _airflow_env(paths, dags_folder, {"AIRFLOW_CONN_WAVY_DEFAULT": sandbox.connection_json()})
+
+        started = time.monotonic()
+        print(
+            f"  1/2 Creating a private Airflow home in {_shown(paths.airflow_home)} ...", end="", flush=True
+        )
+        if _run_airflow(["db", "migrate"], env, paths.log, timeout=300) != 0:
+            print(" failed")
+            raise DemoError(f"`airflow db migrate` failed.{_log_tail(paths.log)}")
+        print(f" done ({time.monotonic() - started:.0f}s)")
+
+        started = time.monotonic()
+        print(f"  2/2 Running {DAG_ID} for {logical_date} ...", end="", flush=True)
+        code = _run_airflow(["dags", "test", DAG_ID, logical_date], env, paths.log, timeout=args.timeout)
+        run_state, task_states = _task_states(paths)
+        if code != 0 or run_state != "success":
+            print(" failed")
+            not_ok = {task: state for task, state in task_states.items() if state != "success"}
+            detail = ", ".join(f"{task}: {state}" for task, state in sorted(not_ok.items()))
+            raise DemoError(
+                f"The DAG run ended {run_state or 'without a run'} (exit code {code})"
+                f"{'; ' + detail if detail else ''}.{_log_tail(paths.log)}"
+            )
+        print(f" done ({time.monotonic() - started:.0f}s)")
+    finally:
+        sandbox.stop()
+
+    files = sorted(p for p in (paths.data_dir / "open_sessions" / logical_date).rglob("*") if p.is_file())
+    if len(files) != 1:
+        raise DemoError(
+            f"Expected one CSV under {_shown(paths.data_dir / 'open_sessions' / logical_date)}, "
+            f"found {len(files)}.{_log_tail(paths.log)}"
+        )
+    header, first_rows, count = _read_csv(files[0])
+    print()
+    print(f"CSV:   {_shown(files[0])}")
+    print(f"Rows:  {count} open session(s), {files[0].stat().st_size:,} bytes")
+    print(f"First {len(first_rows)} row(s):")
+    print(_table(header, first_rows))
+    print()
+    print(f"Airflow's output: {_shown(paths.log)}. Next: point wavy_default at Wavy, see docs/examples.md.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command-line parser."""
+    yesterday = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).date().isoformat()
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_provider_wavy.demo",
+        description="Run the daily example DAG in a real Airflow against a local Wavy sandbox.",
+    )
+    parser.add_argument("--date", default=yesterday, help="logical date of the run (default: %(default)s)")
+    parser.add_argument(
+        "--rows", type=int, default=25, help="open sessions in the file (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--workdir", default=".demo", help="folder for Airflow and the data (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--dags-folder", help="folder holding example_wavy_daily.py (default: this checkout's)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=300, help="seconds to allow the DAG run (default: %(default)s)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """
+    Run the demo from the command line; return the exit status.
+
+    :param argv: the arguments (default: ``sys.argv[1:]``).
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        dt.date.fromisoformat(args.date)
+    except ValueError:
+        print(f"error: --date must look like 2026-11-23, got {args.date!r}", file=sys.stderr)
+        return 2
+    if args.rows < 0:
+        print("error: --rows must be 0 or more", file=sys.stderr)
+        return 2
+    try:
+        return run_demo(args)
+    except DemoError as error:
+        print(f"\nerror: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nInterrupted: the sandbox and Airflow were stopped.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
