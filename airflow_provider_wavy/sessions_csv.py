@@ -36,8 +36,10 @@ __all__ = [
     "parse_header",
 ]
 
-#: Header names of the phone column, in order of preference (the English/Spanish and Portuguese pages).
-PHONE_COLUMNS: Final[tuple[str, ...]] = ("source", "origin")
+#: Header names of the phone column, in order of preference: the English/Spanish pages say ``source``, the
+#: Portuguese page ``origem`` (a translation of ``origin``, Wavy's word for the business number). Which one
+#: the live file uses is undocumented, so all three are accepted.
+PHONE_COLUMNS: Final[tuple[str, ...]] = ("source", "origin", "origem")
 CREATED_AT_COLUMN: Final = "session_created_at"
 #: Undocumented; the one public script that reads the file splits on ";", so it wins a tie.
 DELIMITERS: Final[tuple[str, ...]] = (";", ",")
@@ -60,7 +62,7 @@ _MARKUP_SNIFF_BYTES: Final = 512
 #: The header phase never needs more: the LF must come within MAX_HEADER_BYTES, and a JSON or markup body
 #: is described from its first few hundred bytes.
 _HEAD_CAP: Final = len(codecs.BOM_UTF8) + MAX_HEADER_BYTES + 1024
-_EXPECTED: Final = "a phone column ('source' or 'origin') and 'session_created_at'"
+_EXPECTED: Final = "a phone column ('source', 'origin' or 'origem') and 'session_created_at'"
 _NEW_URL: Final = "ask the API for a new file URL and download again"
 _BLANK_FIRST_LINE: Final = (
     "the first line of the file is blank; expected the CSV header line such as 'source;session_created_at': "
@@ -335,7 +337,7 @@ def parse_header(line: bytes) -> tuple[str, tuple[str, ...], str]:
     folded = {c.casefold() for c in columns}
     missing = [repr(c) for c in (CREATED_AT_COLUMN,) if c not in folded]
     if not folded.intersection(PHONE_COLUMNS):
-        missing.insert(0, "a phone column ('source' or 'origin')")
+        missing.insert(0, "a phone column ('source', 'origin' or 'origem')")
     raise SessionsCsvError(
         f"the CSV header has columns {_columns_for_message(columns)} (split on {delimiter!r}); expected "
         f"{_EXPECTED}, extra columns allowed; missing: {', '.join(missing)}"

@@ -206,6 +206,7 @@ def test_long_header_within_limit(size: int | None) -> None:
 def test_phone_column_prefers_source() -> None:
     assert verify([b"origin;source;session_created_at\n"]).phone_column == "source"
     assert verify([b"Origin;session_created_at\n"]).phone_column == "origin"
+    assert verify([b"origem;session_created_at\n"]).phone_column == "origem"
 
 
 # -- invalid files ----------------------------------------------------------------------------------------
