@@ -452,3 +452,34 @@ def test_module_imports_cheaply() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT, env=env
     )
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        pytest.param(
+            b"source;session_created_at\n1;a\n\n2;b\n",
+            [{"source": "1", "session_created_at": "a"}, {"source": "2", "session_created_at": "b"}],
+            id="blank-line-skipped",
+        ),
+        pytest.param(
+            b"source;session_created_at\n1\n",
+            [{"source": "1", "session_created_at": None}],
+            id="short-row-padded-like-dictreader",
+        ),
+        pytest.param(
+            b'source;session_created_at\n"1;2";"x\ny"\n',
+            [{"source": "1;2", "session_created_at": "x\ny"}],
+            id="quoted-delimiter-and-newline",
+        ),
+    ],
+)
+def test_parse_rows(data: bytes, expected: list[dict[str, str | None]]) -> None:
+    assert operator_module.parse_rows(data, ";", ("source", "session_created_at"), False) == expected
+
+
+def test_parse_rows_rejects_long_rows() -> None:
+    with pytest.raises(ValueError, match="data row 2 has more fields than the header"):
+        operator_module.parse_rows(
+            b"source;session_created_at\n1;a\n2;b;c\n", ";", ("source", "session_created_at"), False
+        )
