@@ -10,6 +10,7 @@ Airflow's own output goes to ``.demo/airflow.log`` and is shown only when someth
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -23,10 +24,10 @@ import time
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 DAG_ID = "example_wavy_daily"
 DAG_FILE = "example_wavy_daily.py"
@@ -74,8 +75,10 @@ def _find_example_dags(given: str | None) -> Path:
 
     :param given: a folder from ``--dags-folder``, if any.
     """
-    candidates = [Path(given)] if given else [Path(__file__).resolve().parents[1] / "example_dags"]
-    candidates.append(Path.cwd() / "example_dags")
+    if given:
+        candidates = [Path(given)]
+    else:
+        candidates = [Path(__file__).resolve().parents[1] / "example_dags", Path.cwd() / "example_dags"]
     for folder in candidates:
         if (folder / DAG_FILE).is_file():
             return folder
@@ -126,7 +129,13 @@ def _airflow_env(paths: DemoPaths, dags_folder: Path, extra: dict[str, str]) -> 
     return env
 
 
-def _run_airflow(args: Sequence[str], env: dict[str, str], log: Path, timeout: float) -> int:
+def _run_airflow(
+    args: Sequence[str],
+    env: dict[str, str],
+    log: Path,
+    timeout: float,
+    watch: Callable[[], str | None] | None = None,
+) -> int:
     """
     Run one ``airflow`` command with its output appended to the log; stop it cleanly on Ctrl-C.
 
@@ -134,6 +143,7 @@ def _run_airflow(args: Sequence[str], env: dict[str, str], log: Path, timeout: f
     :param env: its environment.
     :param log: the file collecting Airflow's output.
     :param timeout: seconds before giving up.
+    :param watch: called every half second; a message it returns stops the command as failed.
     """
     airflow = Path(sys.executable).parent / "airflow"
     if not airflow.exists():
@@ -150,16 +160,22 @@ def _run_airflow(args: Sequence[str], env: dict[str, str], log: Path, timeout: f
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+        deadline = time.monotonic() + timeout
         try:
-            return process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+            while True:
+                try:
+                    return process.wait(timeout=0.5)
+                except subprocess.TimeoutExpired:
+                    pass
+                problem = watch() if watch else None
+                if problem:
+                    raise DemoError(problem)
+                if time.monotonic() > deadline:
+                    raise DemoError(
+                        f"`airflow {' '.join(args)}` did not finish within {timeout:.0f}s.{_log_tail(log)}"
+                    )
+        finally:
             _stop(process)
-            raise DemoError(
-                f"`airflow {' '.join(args)}` did not finish within {timeout:.0f}s.{_log_tail(log)}"
-            ) from None
-        except BaseException:
-            _stop(process)
-            raise
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -187,12 +203,57 @@ def _log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
     return f"\n  Last lines of {_shown(log)}:\n{tail}\n  Full output: {_shown(log)}"
 
 
+def _task_error(log: Path) -> str | None:
+    """Return the exception line of the last task failure in Airflow's output (``WavyError: ...``), if any."""
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    starts = [i for i, line in enumerate(lines) if "Task failed with exception" in line]
+    if not starts:
+        return None
+    # After the marker comes a traceback (indented lines); the first flush-left line after it is the error.
+    seen_traceback = False
+    for line in lines[starts[-1] + 1 :]:
+        if line.startswith("Traceback"):
+            seen_traceback = True
+        elif seen_traceback and line and not line[0].isspace():
+            return line.strip()
+    return None
+
+
+def _failure_watch(paths: DemoPaths) -> Callable[[], str | None]:
+    """
+    Return a check that reports a failed task at once.
+
+    The example retries failed tasks after 5 minutes, and ``airflow dags test`` waits for those retries:
+    a demo should say what went wrong now instead.
+
+    :param paths: the demo's folders.
+    """
+
+    def check() -> str | None:
+        try:
+            _state, tasks = _task_states(paths)
+        except sqlite3.Error:  # Airflow is writing: look again in half a second
+            return None
+        failed = sorted(task for task, state in tasks.items() if state in {"failed", "up_for_retry"})
+        if not failed:
+            return None
+        time.sleep(0.5)  # let Airflow finish writing the traceback to the log
+        error = _task_error(paths.log)
+        detail = f": {error}" if error else f".{_log_tail(paths.log)}"
+        return f"Task {', '.join(failed)} failed{detail}\n  Airflow's full output: {_shown(paths.log)}"
+
+    return check
+
+
 def _task_states(paths: DemoPaths) -> tuple[str | None, dict[str, str]]:
     """Return the last run's state and its task states, read from the demo's SQLite database."""
     database = paths.airflow_home / "airflow.db"
     if not database.exists():
         return None, {}
-    with sqlite3.connect(database) as db:
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1)) as db:
         row = db.execute(
             "SELECT run_id, state FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (DAG_ID,)
         ).fetchone()
@@ -234,6 +295,69 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join("    " + line.rstrip() for line in lines)
 
 
+def _step(label: str, args: Sequence[str], env: dict[str, str], paths: DemoPaths, **kwargs: Any) -> int:
+    """
+    Run one ``airflow`` command as a numbered step: one line of progress, ``done`` or ``failed``.
+
+    :param label: what the step does, for the user.
+    :param args: the command's arguments after ``airflow``.
+    :param env: its environment.
+    :param paths: the demo's folders.
+    :param kwargs: passed to ``_run_airflow`` (timeout, watch).
+    """
+    started = time.monotonic()
+    print(f"  {label} ...", end="", flush=True)
+    try:
+        code = _run_airflow(args, env, paths.log, **kwargs)
+    except BaseException:
+        print(" failed" if sys.exc_info()[0] is DemoError else "")
+        raise
+    print(f" {'done' if code == 0 else 'failed'} ({time.monotonic() - started:.0f}s)")
+    return code
+
+
+def _prepare(paths: DemoPaths, example_dags: Path, logical_date: str, airflow_version: str) -> Path:
+    """
+    Create a fresh private Airflow home holding only the daily example; return its dags folder.
+
+    :param paths: the demo's folders.
+    :param example_dags: the checkout's example folder.
+    :param logical_date: the run's date (its earlier output is removed).
+    :param airflow_version: for the log's first line.
+    """
+    # A fresh home every time: a new database (3 s) is simpler than reasoning about earlier runs.
+    shutil.rmtree(paths.airflow_home, ignore_errors=True)
+    shutil.rmtree(paths.data_dir / "open_sessions" / logical_date, ignore_errors=True)
+    dags_folder = paths.airflow_home / "dags"
+    dags_folder.mkdir(parents=True)
+    shutil.copyfile(example_dags / DAG_FILE, dags_folder / DAG_FILE)
+    paths.log.write_text(
+        f"Wavy demo, Airflow {airflow_version}, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC\n"
+    )
+    return dags_folder
+
+
+def _show_result(paths: DemoPaths, logical_date: str) -> None:
+    """
+    Print where the CSV landed, its row count and its first rows.
+
+    :param paths: the demo's folders.
+    :param logical_date: the run's date (the partition folder).
+    """
+    folder = paths.data_dir / "open_sessions" / logical_date
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    if len(files) != 1:
+        raise DemoError(f"Expected one CSV under {_shown(folder)}, found {len(files)}.{_log_tail(paths.log)}")
+    header, first_rows, count = _read_csv(files[0])
+    print()
+    print(f"CSV:   {_shown(files[0])}")
+    print(f"Rows:  {count} open session(s), {files[0].stat().st_size:,} bytes")
+    print(f"First {len(first_rows)} row(s):")
+    print(_table(header, first_rows))
+    print()
+    print(f"Airflow's output: {_shown(paths.log)}. Next: point wavy_default at Wavy, see docs/examples.md.")
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """
     Run the demo; return the exit status.
@@ -245,16 +369,7 @@ def run_demo(args: argparse.Namespace) -> int:
     airflow_version = _airflow_version()
     example_dags = _find_example_dags(args.dags_folder)
     paths = DemoPaths(Path(args.workdir).resolve())
-    logical_date = args.date
-    # A fresh home every time: a new database (3 s) is simpler than reasoning about earlier runs.
-    shutil.rmtree(paths.airflow_home, ignore_errors=True)
-    shutil.rmtree(paths.data_dir / "open_sessions" / logical_date, ignore_errors=True)
-    dags_folder = paths.airflow_home / "dags"
-    dags_folder.mkdir(parents=True)
-    shutil.copyfile(example_dags / DAG_FILE, dags_folder / DAG_FILE)
-    paths.log.write_text(
-        f"Wavy demo, Airflow {airflow_version}, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC\n"
-    )
+    dags_folder = _prepare(paths, example_dags, args.date, airflow_version)
 
     # The file is ready on the sensor's second poll, so the run shows a real wait (one second long).
     sandbox = WavySandbox(scenario=Scenario(rows=args.rows, ready_after=1))
@@ -265,46 +380,22 @@ def run_demo(args: argparse.Namespace) -> int:
     try:
         print(f"Wavy demo on Airflow {airflow_version}, sandbox API at {sandbox.base_url}")
         env = _airflow_env(paths, dags_folder, {"AIRFLOW_CONN_WAVY_DEFAULT": sandbox.connection_json()})
-
-        started = time.monotonic()
-        print(
-            f"  1/2 Creating a private Airflow home in {_shown(paths.airflow_home)} ...", end="", flush=True
-        )
-        if _run_airflow(["db", "migrate"], env, paths.log, timeout=300) != 0:
-            print(" failed")
+        label = f"1/2 Creating a private Airflow home in {_shown(paths.airflow_home)}"
+        if _step(label, ["db", "migrate"], env, paths, timeout=300) != 0:
             raise DemoError(f"`airflow db migrate` failed.{_log_tail(paths.log)}")
-        print(f" done ({time.monotonic() - started:.0f}s)")
-
-        started = time.monotonic()
-        print(f"  2/2 Running {DAG_ID} for {logical_date} ...", end="", flush=True)
-        code = _run_airflow(["dags", "test", DAG_ID, logical_date], env, paths.log, timeout=args.timeout)
+        label = f"2/2 Running {DAG_ID} for {args.date}"
+        command = ["dags", "test", DAG_ID, args.date]
+        code = _step(label, command, env, paths, timeout=args.timeout, watch=_failure_watch(paths))
         run_state, task_states = _task_states(paths)
         if code != 0 or run_state != "success":
-            print(" failed")
-            not_ok = {task: state for task, state in task_states.items() if state != "success"}
-            detail = ", ".join(f"{task}: {state}" for task, state in sorted(not_ok.items()))
+            not_ok = sorted(f"{task}: {state}" for task, state in task_states.items() if state != "success")
             raise DemoError(
                 f"The DAG run ended {run_state or 'without a run'} (exit code {code})"
-                f"{'; ' + detail if detail else ''}.{_log_tail(paths.log)}"
+                f"{'; ' + ', '.join(not_ok) if not_ok else ''}.{_log_tail(paths.log)}"
             )
-        print(f" done ({time.monotonic() - started:.0f}s)")
     finally:
         sandbox.stop()
-
-    files = sorted(p for p in (paths.data_dir / "open_sessions" / logical_date).rglob("*") if p.is_file())
-    if len(files) != 1:
-        raise DemoError(
-            f"Expected one CSV under {_shown(paths.data_dir / 'open_sessions' / logical_date)}, "
-            f"found {len(files)}.{_log_tail(paths.log)}"
-        )
-    header, first_rows, count = _read_csv(files[0])
-    print()
-    print(f"CSV:   {_shown(files[0])}")
-    print(f"Rows:  {count} open session(s), {files[0].stat().st_size:,} bytes")
-    print(f"First {len(first_rows)} row(s):")
-    print(_table(header, first_rows))
-    print()
-    print(f"Airflow's output: {_shown(paths.log)}. Next: point wavy_default at Wavy, see docs/examples.md.")
+    _show_result(paths, args.date)
     return 0
 
 
@@ -331,6 +422,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so that the same clean-up runs."""
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """
     Run the demo from the command line; return the exit status.
@@ -346,6 +442,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.rows < 0:
         print("error: --rows must be 0 or more", file=sys.stderr)
         return 2
+    # SIGTERM (a closed terminal, a CI timeout) cleans up like Ctrl-C: Airflow stopped, sandbox stopped.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return run_demo(args)
     except DemoError as error:
