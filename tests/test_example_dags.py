@@ -179,3 +179,35 @@ def test_sub_accounts_example_maps_one_download_per_sub_account(
     queried = {r.query.get("subAccountId") for r in sandbox.requests if r.origin == "api"}
     assert queried == set(SUB_ACCOUNTS)
     assert run.states["report_totals"] == "success"
+
+
+def test_demo_explains_a_missing_example_without_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo's errors are one plain message, not a traceback."""
+    from airflow_provider_wavy import demo
+
+    code = demo.main(["--dags-folder", str(tmp_path / "nowhere"), "--workdir", str(tmp_path / "demo")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "Cannot find example_wavy_daily.py" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.e2e
+def test_demo_runs_the_daily_example_and_shows_the_csv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's first command: real Airflow, sandbox, and a short report of the CSV it wrote."""
+    from airflow_provider_wavy import demo
+
+    code = demo.main(["--workdir", str(tmp_path), "--date", LOGICAL_DATE, "--rows", "7"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    csv_files = list((tmp_path / "data" / "open_sessions" / LOGICAL_DATE).glob("*.csv"))
+    assert len(csv_files) == 1
+    assert f"CSV:   {csv_files[0]}" in out
+    assert "Rows:  7 open session(s)" in out
+    assert "source" in out
+    assert "session_created_at" in out
+    assert len(out.splitlines()) <= 20, out  # short and friendly: Airflow's own output is in the log
