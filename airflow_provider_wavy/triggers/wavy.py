@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
+import logging
 import math
 import re
 import threading
 import time
+import weakref
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -48,8 +53,78 @@ MAX_ERROR_BODY = 4096
 MIN_POLL_INTERVAL = 0.1
 _ERRNO_REASON = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
 
+#: How many triggers of one event loop may read their connection at the same time.
+START_CONCURRENCY = 8
+#: Connections of the client the triggers of one event loop share (requests beyond wait for one).
+POOL_CONNECTIONS = 32
+#: Seconds an idle connection is kept for the next poll (servers often close them after 60-75 s).
+KEEPALIVE_EXPIRY = 30.0
+
 _ssl_context: ssl.SSLContext | None = None
 _ssl_lock = threading.Lock()
+_start_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@dataclass
+class _SharedClient:
+    client: httpx.AsyncClient
+    users: int = 0
+
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _SharedClient] = weakref.WeakKeyDictionary()
+
+
+def _no_cookies() -> http.cookiejar.CookieJar:
+    # Triggers of different connections share the client: a cookie set for one must never reach another.
+    return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+
+
+@asynccontextmanager
+async def _loop_client() -> AsyncIterator[httpx.AsyncClient]:
+    """
+    Lend the running loop's HTTP client, closing it when its last trigger ends.
+
+    A triggerer holds many deferred sensors in one loop: one client with a small keep-alive pool polls for
+    all of them (a new connection costs about twice the CPU of a reused one), and between polls a trigger
+    holds no socket of its own. Headers, hence credentials, are per request; cookies are refused.
+    """
+    loop = asyncio.get_running_loop()
+    shared = _clients.get(loop)
+    if shared is None:
+        ssl_context = await shared_ssl_context()
+        shared = _clients.get(loop)  # another trigger may have built it meanwhile
+        if shared is None:
+            shared = _clients[loop] = _SharedClient(
+                httpx.AsyncClient(
+                    verify=ssl_context,
+                    cookies=_no_cookies(),
+                    limits=httpx.Limits(
+                        max_connections=POOL_CONNECTIONS,
+                        max_keepalive_connections=POOL_CONNECTIONS,
+                        keepalive_expiry=KEEPALIVE_EXPIRY,
+                    ),
+                    follow_redirects=False,
+                )
+            )
+    shared.users += 1
+    try:
+        yield shared.client
+    finally:
+        shared.users -= 1
+        if shared.users == 0 and _clients.get(loop) is shared:
+            del _clients[loop]
+            await shared.client.aclose()
+
+
+def _start_gate() -> asyncio.Semaphore:
+    """Return the running loop's gate (a semaphore belongs to one loop; tests run many loops)."""
+    loop = asyncio.get_running_loop()
+    gate = _start_gates.get(loop)
+    if gate is None:
+        gate = _start_gates[loop] = asyncio.Semaphore(START_CONCURRENCY)
+    return gate
 
 
 def _build_ssl_context() -> ssl.SSLContext:
@@ -88,6 +163,11 @@ def describe_transport_error(error: BaseException, url: str, timeout: float) -> 
     if isinstance(error, httpx.ConnectError):
         return f"cannot connect to {url}: {error or type(error).__name__}"
     return f"cannot reach {url}: {type(error).__name__}"
+
+
+def _timeout(seconds: float) -> httpx.Timeout:
+    # Waiting for a pooled connection is not the server's fault: the trigger's deadline bounds it.
+    return httpx.Timeout(seconds, pool=None)
 
 
 async def _read_limited(response: httpx.Response, limit: int) -> bytes:
@@ -230,9 +310,12 @@ class WavyOpenSessionsTrigger(BaseTrigger):
     async def _wait(self) -> dict[str, Any]:
         if self._remaining() <= 0:
             return self._timeout_event()
-        settings = await self._settings()
-        # Fail at once on a missing customer id, before any request.
-        settings.resolve_ids(self.customer_id, self.sub_account_id)
+        # Reading the connection and building requests is CPU work: when a triggerer starts a thousand of
+        # these at once, the gate lets a few through at a time instead of freezing the loop for seconds.
+        async with _start_gate():
+            settings = await self._settings()
+            # Fail at once on a missing customer id, before any request.
+            settings.resolve_ids(self.customer_id, self.sub_account_id)
         if settings.sends_token_in_clear:
             self.log.warning(
                 "Connection %r uses plain http:// to %s: the authentication token travels unencrypted.",
@@ -240,37 +323,35 @@ class WavyOpenSessionsTrigger(BaseTrigger):
                 settings.base_url,
             )
         policy = settings.retry_policy(backoff_base=self.backoff_base)
-        async with httpx.AsyncClient(
-            verify=await shared_ssl_context(),
-            timeout=httpx.Timeout(settings.timeout),
-            # One poll at a time: a deferred sensor needs one connection, and a small pool keeps each of
-            # the thousand triggers a triggerer may hold cheap.
-            limits=httpx.Limits(max_connections=2, max_keepalive_connections=1),
-            follow_redirects=False,
-        ) as client:
-            polls = 0
-            while True:
-                polls += 1
-                remaining = self._remaining()
-                if remaining <= 0:
-                    return self._timeout_event()
-                try:
-                    async with asyncio.timeout(remaining):
-                        file_url = await self._poll(client, settings, policy)
-                except TimeoutError:
-                    return self._timeout_event()
-                if file_url is not None:
-                    self.log.info("Wavy open-sessions file is ready: %s", file_url)
-                    return {"status": "success", "file_url": file_url}
-                interval = self._interval(polls)
-                remaining = self._remaining()
-                if remaining <= interval:
-                    await asyncio.sleep(max(0.0, remaining))
-                    return self._timeout_event()
-                await asyncio.sleep(interval)
+        async with _loop_client() as client:
+            return await self._poll_until_done(client, settings, policy)
+
+    async def _poll_until_done(
+        self, client: httpx.AsyncClient, settings: WavySettings, policy: RetryPolicy
+    ) -> dict[str, Any]:
+        polls = 0
+        while True:
+            polls += 1
+            remaining = self._remaining()
+            if remaining <= 0:
+                return self._timeout_event()
+            try:
+                async with asyncio.timeout(remaining):
+                    file_url = await self._poll(client, settings, policy, polls)
+            except TimeoutError:
+                return self._timeout_event()
+            if file_url is not None:
+                self.log.info("Wavy open-sessions file is ready: %s", file_url)
+                return {"status": "success", "file_url": file_url}
+            interval = self._interval(polls)
+            remaining = self._remaining()
+            if remaining <= interval:
+                await asyncio.sleep(max(0.0, remaining))
+                return self._timeout_event()
+            await asyncio.sleep(interval)
 
     async def _poll(
-        self, client: httpx.AsyncClient, settings: WavySettings, policy: RetryPolicy
+        self, client: httpx.AsyncClient, settings: WavySettings, policy: RetryPolicy, polls: int = 1
     ) -> str | None:
         """Return the file URL when the condition holds, None to keep waiting; raise on fatal errors."""
         call = SessionCall(settings, self.customer_id, self.sub_account_id, policy=policy)
@@ -280,7 +361,13 @@ class WavyOpenSessionsTrigger(BaseTrigger):
             self.log.warning("Wavy: %s Still waiting.", error)
             return None
         if file_url is None:
-            self.log.info("No Wavy open-sessions file yet for customer %s.", call.customer_id)
+            # Once at INFO, then DEBUG: a triggerer holding thousands of sensors should not log each poll.
+            self.log.log(
+                logging.INFO if polls == 1 else logging.DEBUG,
+                "No Wavy open-sessions file yet for customer %s; checking every %gs.",
+                call.customer_id,
+                self._interval(polls),
+            )
             return None
         if not self.require_rows:
             return file_url
@@ -308,7 +395,11 @@ class WavyOpenSessionsTrigger(BaseTrigger):
             outcome: Done | Retry | FollowRedirect
             try:
                 async with client.stream(
-                    "GET", request.url, params=dict(request.params), headers=dict(request.headers)
+                    "GET",
+                    request.url,
+                    params=dict(request.params),
+                    headers=dict(request.headers),
+                    timeout=_timeout(settings.timeout),
                 ) as response:
                     body = await _read_limited(response, MAX_API_BODY)
             except httpx.RequestError as error:
@@ -332,7 +423,11 @@ class WavyOpenSessionsTrigger(BaseTrigger):
             outcome: Done | Retry
             try:
                 async with client.stream(
-                    "GET", call.request.url, headers=dict(call.request.headers), follow_redirects=True
+                    "GET",
+                    call.request.url,
+                    headers=dict(call.request.headers),
+                    follow_redirects=True,
+                    timeout=_timeout(timeout),
                 ) as response:
                     if 200 <= response.status_code <= 299:
                         return await self._has_rows(response, call.shown_url, timeout)
