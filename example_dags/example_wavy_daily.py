@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, ObjectStoragePath, task
@@ -86,7 +86,7 @@ with DAG(
     dag_id="example_wavy_daily",
     description="Wait for, download and summarize the Wavy open-sessions file, once a day",
     schedule="@daily",
-    start_date=datetime(2026, 1, 1),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},

@@ -14,7 +14,7 @@ Files land in ``<wavy_data_dir>/open_sessions/<YYYY-MM-DD>/sub_account=<id>/`` (
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, task
@@ -31,7 +31,7 @@ with DAG(
     dag_id="example_wavy_sub_accounts",
     description="Download the open-sessions file of every sub-account, with dynamic task mapping",
     schedule="@daily",
-    start_date=datetime(2026, 1, 1),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
     tags=["wavy", "example"],

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, task
@@ -28,7 +28,7 @@ with DAG(
     dag_id="example_wavy_xcom",
     description="Fetch the open sessions as XCom rows and count them per day in a TaskFlow task",
     schedule="@daily",
-    start_date=datetime(2026, 1, 1),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     tags=["wavy", "example"],
     doc_md=__doc__,
