@@ -11,7 +11,7 @@ import threading
 import time
 import weakref
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -70,7 +70,16 @@ _start_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semap
 @dataclass
 class _SharedClient:
     client: httpx.AsyncClient
+    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(POOL_CONNECTIONS))
     users: int = 0
+
+    @asynccontextmanager
+    async def stream(self, method: str, url: str, **kwargs: Any) -> AsyncIterator[httpx.Response]:
+        """Send a request once a connection slot is free, and stream its answer."""
+        # Queue here rather than in httpx's pool: each step of that pool scans every waiting request
+        # against every connection, which a thousand triggers polling together turn into seconds of CPU.
+        async with self.slots, self.client.stream(method, url, **kwargs) as response:
+            yield response
 
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _SharedClient] = weakref.WeakKeyDictionary()
@@ -82,7 +91,7 @@ def _no_cookies() -> http.cookiejar.CookieJar:
 
 
 @asynccontextmanager
-async def _loop_client() -> AsyncIterator[httpx.AsyncClient]:
+async def _loop_client() -> AsyncIterator[_SharedClient]:
     """
     Lend the running loop's HTTP client, closing it when its last trigger ends.
 
@@ -110,7 +119,7 @@ async def _loop_client() -> AsyncIterator[httpx.AsyncClient]:
             )
     shared.users += 1
     try:
-        yield shared.client
+        yield shared
     finally:
         shared.users -= 1
         if shared.users == 0 and _clients.get(loop) is shared:
@@ -327,7 +336,7 @@ class WavyOpenSessionsTrigger(BaseTrigger):
             return await self._poll_until_done(client, settings, policy)
 
     async def _poll_until_done(
-        self, client: httpx.AsyncClient, settings: WavySettings, policy: RetryPolicy
+        self, client: _SharedClient, settings: WavySettings, policy: RetryPolicy
     ) -> dict[str, Any]:
         polls = 0
         while True:
@@ -351,7 +360,7 @@ class WavyOpenSessionsTrigger(BaseTrigger):
             await asyncio.sleep(interval)
 
     async def _poll(
-        self, client: httpx.AsyncClient, settings: WavySettings, policy: RetryPolicy, polls: int = 1
+        self, client: _SharedClient, settings: WavySettings, policy: RetryPolicy, polls: int = 1
     ) -> str | None:
         """Return the file URL when the condition holds, None to keep waiting; raise on fatal errors."""
         call = SessionCall(settings, self.customer_id, self.sub_account_id, policy=policy)
@@ -388,7 +397,7 @@ class WavyOpenSessionsTrigger(BaseTrigger):
         )
         await asyncio.sleep(retry.delay)
 
-    async def _ask_api(self, client: httpx.AsyncClient, call: SessionCall) -> str | None:
+    async def _ask_api(self, client: _SharedClient, call: SessionCall) -> str | None:
         settings = call.settings
         request: HttpRequest = call.request
         while True:
@@ -416,7 +425,7 @@ class WavyOpenSessionsTrigger(BaseTrigger):
             await self._pause(outcome, call.policy)
 
     async def _file_has_rows(
-        self, client: httpx.AsyncClient, file_url: str, policy: RetryPolicy, timeout: float
+        self, client: _SharedClient, file_url: str, policy: RetryPolicy, timeout: float
     ) -> bool:
         call = FileCall(file_url, policy=policy)
         while True:

@@ -365,3 +365,42 @@ def test_ssl_context_is_shared() -> None:
 def test_sandbox_customer_is_the_default(sandbox: WavySandbox) -> None:
     run_trigger()
     assert [r.query for r in sandbox.requests if r.origin == "api"] == [{"customerId": SANDBOX_CUSTOMER}]
+
+
+def test_many_triggers_share_one_client_closed_with_the_last(sandbox: WavySandbox) -> None:
+    from airflow_provider_wavy.triggers import wavy
+
+    sandbox.scenario = Scenario(ready_after=60)
+
+    async def many() -> list[dict[str, Any]]:
+        triggers = [WavyOpenSessionsTrigger(poke_interval=0.05, deadline=time.time() + 20) for _ in range(30)]
+        events = list(await asyncio.gather(*(first_event(trigger) for trigger in triggers)))
+        assert asyncio.get_running_loop() not in wavy._clients, "closed when its last trigger ended"
+        return events
+
+    events = asyncio.run(many())
+    assert {event["status"] for event in events} == {"success"}
+    assert len({event["file_url"] for event in events}) == 1
+    assert sandbox.api_calls >= 61
+
+
+def test_shared_client_refuses_cookies() -> None:
+    """Triggers of different connections share the client: nothing set for one may reach another."""
+    import httpx
+
+    from airflow_provider_wavy.triggers.wavy import _no_cookies
+
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("cookie"))
+        return httpx.Response(200, headers={"Set-Cookie": "session=abc; Path=/"}, json={})
+
+    async def twice() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler), cookies=_no_cookies()) as client:
+            await client.get("https://api.example/v1/session")
+            await client.get("https://api.example/v1/session")
+            assert not client.cookies
+
+    asyncio.run(twice())
+    assert seen == [None, None]
