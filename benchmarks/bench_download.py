@@ -153,19 +153,27 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_now() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def worker(contender: str, url: str, out: str) -> dict[str, Any]:
     """Run one download in this process and return its time and peak RSS."""
     if contender == "curl":
         start = time.perf_counter()
         subprocess.run(["curl", "-sS", "-o", out, url], check=True)
         seconds = time.perf_counter() - start
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         return {
             "seconds": seconds,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+            "cpu_seconds": usage.ru_utime + usage.ru_stime,
+            "peak_rss_mib": usage.ru_maxrss / 1024,
         }
     import requests
 
     if contender == "requests-loop":
+        cpu_before = cpu_now()
         start = time.perf_counter()
         with requests.get(url, stream=True, timeout=60) as response, open(out, "wb") as file:
             response.raise_for_status()
@@ -173,6 +181,7 @@ def worker(contender: str, url: str, out: str) -> dict[str, Any]:
                 file.write(chunk)
         result: dict[str, Any] = {}
     elif contender == "requests-naive":
+        cpu_before = cpu_now()
         start = time.perf_counter()
         data = requests.get(url, timeout=60).content
         with open(out, "wb") as file:
@@ -183,6 +192,7 @@ def worker(contender: str, url: str, out: str) -> dict[str, Any]:
         from airflow.providers.http.hooks.http import HttpHook
 
         hook = HttpHook(method="GET", http_conn_id="bench_http")
+        cpu_before = cpu_now()
         start = time.perf_counter()
         response = hook.run(endpoint=url.rsplit("/", 1)[1], extra_options={"stream": True})
         with response, open(out, "wb") as file:
@@ -196,13 +206,16 @@ def worker(contender: str, url: str, out: str) -> dict[str, Any]:
         from airflow_provider_wavy.operators.wavy import WavyOpenSessionsOperator
 
         operator = WavyOpenSessionsOperator(task_id="bench", file_url=url, destination=out)
+        cpu_before = cpu_now()
         start = time.perf_counter()
         summary = operator.execute({"ds": "2026-11-23", "run_id": "bench"})  # type: ignore[arg-type]
         result = {"rows": summary["rows"], "sha256": summary["sha256"]}
     else:
         raise SystemExit(f"unknown contender {contender!r}")
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "peak_rss_mib": peak_rss_mib(), **result}
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - cpu_before
+    return {"seconds": seconds, "cpu_seconds": cpu, "peak_rss_mib": peak_rss_mib(), **result}
 
 
 def run_worker(contender: str, url: str, out: Path, env: dict[str, str]) -> dict[str, Any]:
@@ -284,6 +297,7 @@ def main() -> None:
                     runs[contender].append(result)
                     print(
                         f"{size} MiB round {round_number + 1}: {contender:15s} {result['seconds']:7.3f} s  "
+                        f"CPU {result.get('cpu_seconds', 0):6.2f} s  "
                         f"peak RSS {result['peak_rss_mib']:7.1f} MiB",
                         flush=True,
                     )
@@ -291,6 +305,8 @@ def main() -> None:
                 c: {
                     "seconds": statistics.median(r["seconds"] for r in rs),
                     "peak_rss_mib": statistics.median(r["peak_rss_mib"] for r in rs),
+                    "cpu_seconds": statistics.median(r["cpu_seconds"] for r in rs),
+                    "min_seconds": min(r["seconds"] for r in rs),
                     "mib_s": expected / 2**20 / statistics.median(r["seconds"] for r in rs),
                 }
                 for c, rs in runs.items()
@@ -301,17 +317,18 @@ def main() -> None:
 def report(summary: dict[int, dict[str, dict[str, float]]], sizes: list[int]) -> None:
     print()
     print(
-        "| file | contender | median s | MiB/s | peak RSS MiB | operator speed ratio (t_ref / t_operator) |"
+        "| file | contender | median s | min s | MiB/s (median) | CPU s (user+sys) | peak RSS MiB "
+        "| operator speed ratio (t_ref / t_operator, medians) |"
     )
-    print("|---|---|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for size in sizes:
         results = summary[size]
         op = results.get("operator")
         for contender, r in results.items():
             shown = f"{r['seconds'] / op['seconds']:.2f}x" if op and contender != "operator" else ""
             print(
-                f"| {size} MiB | {contender} | {r['seconds']:.3f} | {r['mib_s']:.0f} "
-                f"| {r['peak_rss_mib']:.1f} | {shown} |"
+                f"| {size} MiB | {contender} | {r['seconds']:.3f} | {r['min_seconds']:.3f} "
+                f"| {r['mib_s']:.0f} | {r['cpu_seconds']:.2f} | {r['peak_rss_mib']:.1f} | {shown} |"
             )
     print()
     for size in sizes:
