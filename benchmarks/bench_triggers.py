@@ -304,17 +304,24 @@ def main() -> int:
     for r in results.values():
         if r["first_error"]:
             print(f"{r['kind']}: {r['failed']} triggers failed, first: {r['first_error']}")
-    ok = (
-        ours["rss_kib_per_trigger"] <= TARGET_KIB
-        and ours["worst_stall_ms"] <= TARGET_STALL_MS
-        and ours["rss_kib_per_trigger"] <= theirs["rss_kib_per_trigger"]
-        and ours["worst_stall_ms"] <= theirs["worst_stall_ms"]
-        and ours["failed"] == 0
-    )
-    print(
-        f"target (<= {TARGET_KIB:g} KiB/trigger, <= {TARGET_STALL_MS:g} ms stall, no worse than "
-        f"HttpSensorTrigger): {'met' if ok else 'NOT met'}"
-    )
+    checks = {
+        f"memory <= {TARGET_KIB:g} KiB/trigger": ours["rss_kib_per_trigger"] <= TARGET_KIB
+        and ours["traced_kib_per_trigger"] <= TARGET_KIB,
+        "memory no worse than HttpSensorTrigger": ours["rss_kib_per_trigger"]
+        <= theirs["rss_kib_per_trigger"],
+        f"worst stall <= {TARGET_STALL_MS:g} ms": ours["worst_stall_ms"] <= TARGET_STALL_MS,
+        f"worst stall <= {TARGET_STALL_MS:g} ms with gc.freeze()": ours["frozen_worst_stall_ms"]
+        <= TARGET_STALL_MS,
+        "worst stall no worse than HttpSensorTrigger": ours["worst_stall_ms"] <= theirs["worst_stall_ms"],
+        "no trigger failed": ours["failed"] == 0,
+    }
+    for label, met in checks.items():
+        print(f"{'met    ' if met else 'NOT met'}  {label}")
+    if not checks[f"worst stall <= {TARGET_STALL_MS:g} ms"] and ours["full_gc_pauses_ms"]:
+        print(
+            f"         (the longest full GC pass of this run took {max(ours['full_gc_pauses_ms']):.0f} ms: "
+            "the interpreter scanning Airflow's own objects, whatever the triggers do)"
+        )
     return 0
 
 
