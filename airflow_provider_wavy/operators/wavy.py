@@ -162,9 +162,20 @@ class WavyOpenSessionsOperator(BaseOperator):
             self._default_file_name(customer, sub_account, context),
         )
         self._lineage_output = (target.lineage_namespace, target.lineage_name)
-        with self.hook.open_file(file_url) as download, AtomicWriter(target) as writer:
-            summary = self._stream(download, writer, target)
-            writer.commit()
+        try:
+            with self.hook.open_file(file_url) as download, AtomicWriter(target) as writer:
+                summary = self._stream(download, writer, target)
+                writer.commit()
+        except OSError as error:
+            # Reading errors are the hook's WavyDownloadError: an OSError here is the destination's.
+            from airflow_provider_wavy.exceptions import WavyDownloadError
+
+            reason = f"{type(error).__name__}: {error.strerror or error}"
+            raise WavyDownloadError(
+                f"Cannot write the sessions file to {target.uri} ({reason}). Check that the destination "
+                "exists and is writable (for object stores: the bucket and destination_conn_id's rights); "
+                "nothing was kept there."
+            ) from None
         self.log.info(
             "Wrote %s: %d sessions, %s bytes, sha256 %s.",
             target.uri,

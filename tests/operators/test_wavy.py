@@ -483,3 +483,28 @@ def test_parse_rows_rejects_long_rows() -> None:
         operator_module.parse_rows(
             b"source;session_created_at\n1;a\n2;b;c\n", ";", ("source", "session_created_at"), False
         )
+
+
+def test_destination_write_failure_is_one_clear_error(
+    sandbox: WavySandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_wavy import _destination
+
+    def disk_full(self: Any, chunk: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_destination.AtomicWriter, "write", disk_full)
+    sandbox.scenario = Scenario(rows=100_000)
+
+    with pytest.raises(WavyDownloadError, match=r"Cannot write .* No space left on device"):
+        run(destination=str(tmp_path / "s.csv"))
+
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_bucket_is_one_clear_error(sandbox: WavySandbox, s3: tuple[AbstractFileSystem, str]) -> None:
+    _fs, bucket = s3
+    with pytest.raises(
+        WavyDownloadError, match=r"to s3://.*-missing/x.csv \(FileNotFoundError: The specified bucket"
+    ):
+        run(destination=f"s3://{bucket}-missing/x.csv", destination_conn_id=S3_CONN_ID)
