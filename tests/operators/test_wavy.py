@@ -103,7 +103,17 @@ class Place:
     uri: str
 
 
-@pytest.fixture(params=["local-path", "local-folder", "file-url", "object-storage-path", "memory", "s3"])
+@pytest.fixture(
+    params=[
+        "local-path",
+        "local-folder",
+        "file-url",
+        "object-storage-path",
+        "memory",
+        "s3",
+        "s3-object-storage-path",
+    ]
+)
 def place(request: pytest.FixtureRequest, tmp_path: Path, memory_fs: AbstractFileSystem) -> Place:
     """Return one kind of destination, empty."""
     kind = request.param
@@ -136,9 +146,15 @@ def place(request: pytest.FixtureRequest, tmp_path: Path, memory_fs: AbstractFil
             f"memory:///wavy/out/{DEFAULT_NAME}",
         )
     fs, bucket = request.getfixturevalue("s3")
+    destination = f"s3://{bucket}/exports/sessions.csv"
+    conn_id: str | None = S3_CONN_ID
+    if kind == "s3-object-storage-path":
+        from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+        destination, conn_id = ObjectStoragePath(destination, conn_id=S3_CONN_ID), None
     return Place(
-        f"s3://{bucket}/exports/sessions.csv",
-        S3_CONN_ID,
+        destination,
+        conn_id,
         "sessions.csv",
         lambda: sorted(p.rsplit("/", 1)[-1] for p in fs.find(bucket, refresh=True)),
         lambda: fs.cat_file(f"{bucket}/exports/sessions.csv"),
