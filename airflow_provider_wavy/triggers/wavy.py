@@ -69,6 +69,8 @@ _start_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semap
 
 @dataclass
 class _SharedClient:
+    """The HTTP client the Wavy triggers of one event loop share, with its request slots and users."""
+
     client: httpx.AsyncClient
     slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(POOL_CONNECTIONS))
     users: int = 0
