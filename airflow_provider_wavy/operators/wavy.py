@@ -98,18 +98,13 @@ class WavyOpenSessionsOperator(BaseOperator):
 
     def execute(self, context: Context) -> Any:
         """Download and verify the file; return a summary, or the rows in XCom mode."""
-        from airflow_provider_wavy.protocol import describe_url, origin_of
+        from urllib.parse import urlsplit
 
         customer, sub_account = self._resolve_ids()
         file_url = self._file_url(customer, sub_account)
-        scheme, host, port = origin_of(file_url)
-        default_port = {"http": 80, "https": 443}.get(scheme)
-        namespace = f"{scheme}://{host}" if port == default_port else f"{scheme}://{host}:{port}"
-        # describe_url drops the query string: a signed URL's signature must not reach the lineage backend.
-        path = (
-            "/" + describe_url(file_url).split("/", 3)[-1] if describe_url(file_url).count("/") >= 3 else "/"
-        )
-        self._lineage_input = (namespace, path)
+        parts = urlsplit(file_url)
+        # Origin and path only: a signed URL's query string must not reach the lineage backend.
+        self._lineage_input = (f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}", parts.path or "/")
         if self.destination is None:
             return self._to_xcom(file_url)
         return self._to_destination(file_url, customer, sub_account, context)

@@ -20,7 +20,6 @@ from tests.conftest import SANDBOX_CUSTOMER, SANDBOX_TOKEN
 from tests.e2e.airflow_runner import LOGICAL_DATE, AirflowEnv, airflow_major
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
     from airflow_provider_wavy.sandbox import WavySandbox
@@ -64,18 +63,6 @@ with DAG(dag_id={dag_id!r}, schedule=None, start_date=datetime(2026, 1, 1), catc
     to_xcom = WavyOpenSessionsOperator(task_id="to_xcom", max_xcom_rows={max_xcom_rows})
     url >> to_folder
 """
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    """Start a real S3-compatible server (moto) on loopback; the DAG run reaches it through a connection."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture

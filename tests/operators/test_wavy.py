@@ -37,18 +37,6 @@ DEFAULT_NAME = f"wavy_open_sessions_{SANDBOX_CUSTOMER}_{LOGICAL_DS}.csv"
 # -- fixtures -----------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """Start a real S3-compatible server (moto) on loopback for the whole session."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
 def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> tuple[AbstractFileSystem, str]:
     """Return an s3fs file system on the moto server and a fresh bucket, with an ``aws`` connection to it."""
