@@ -99,13 +99,19 @@ def airflow_env(tmp_path_factory: pytest.TempPathFactory) -> AirflowEnv:
 
 
 @pytest.fixture
-def more_sandboxes() -> Iterator[tuple[WavySandbox, WavySandbox]]:
-    """Two more sandboxes, so that each mode counts its own polls."""
+def fresh_sandboxes() -> Iterator[tuple[WavySandbox, WavySandbox, WavySandbox]]:
+    """
+    A sandbox per mode, so that each counts its own polls.
+
+    Fresh ones, not the session's: a slow answer another test gave up on may still land on the session's
+    sandbox and consume one of its "not yet" answers.
+    """
     with (
         WavySandbox(username=SANDBOX_USER, token=SANDBOX_TOKEN, customer_id=SANDBOX_CUSTOMER) as first,
         WavySandbox(username=SANDBOX_USER, token=SANDBOX_TOKEN, customer_id=SANDBOX_CUSTOMER) as second,
+        WavySandbox(username=SANDBOX_USER, token=SANDBOX_TOKEN, customer_id=SANDBOX_CUSTOMER) as third,
     ):
-        yield first, second
+        yield first, second, third
 
 
 def assert_no_token(run: DagRun, env: AirflowEnv) -> None:
@@ -115,9 +121,9 @@ def assert_no_token(run: DagRun, env: AirflowEnv) -> None:
 
 
 def test_every_mode_waits_then_returns_the_file_url(
-    airflow_env: AirflowEnv, sandbox: WavySandbox, more_sandboxes: tuple[WavySandbox, WavySandbox]
+    airflow_env: AirflowEnv, fresh_sandboxes: tuple[WavySandbox, WavySandbox, WavySandbox]
 ) -> None:
-    poke_sandbox, reschedule_sandbox = more_sandboxes
+    poke_sandbox, reschedule_sandbox, sandbox = fresh_sandboxes
     sandboxes = {"poke": poke_sandbox, "reschedule": reschedule_sandbox, "deferrable": sandbox}
     for box in sandboxes.values():
         box.scenario = Scenario(ready_after=2)
