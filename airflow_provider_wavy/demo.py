@@ -355,7 +355,7 @@ def _show_result(paths: DemoPaths, logical_date: str) -> None:
     print(f"First {len(first_rows)} row(s):")
     print(_table(header, first_rows))
     print()
-    print(f"Airflow's output: {_shown(paths.log)}. Next: point wavy_default at Wavy, see README.md, "Example DAGs".")
+    print(f"Airflow's output: {_shown(paths.log)}. Next: point wavy_default at Wavy (README, Example DAGs).")
 
 
 def run_demo(args: argparse.Namespace) -> int:
