@@ -15,6 +15,7 @@ import ipaddress
 import json
 import math
 import random
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -142,6 +143,31 @@ def describe_url(url: str) -> str:
     """Return a URL fit for logs and messages: origin and path only (query strings may hold signatures)."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+
+
+_ERRNO_REASON = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
+
+
+def describe_network_error(error: BaseException, url: str, timeout: float, *, timed_out: bool) -> str:
+    """
+    Say in one line why a request got no answer, without the HTTP library's internals.
+
+    Both transports use it, so the sync and async paths fail with the same words.
+
+    :param error: the exception the HTTP library raised.
+    :param url: the origin or URL that was being reached (no secret in it).
+    :param timeout: the timeout in force, for the message.
+    :param timed_out: whether the library classed the error as a timeout.
+    """
+    if timed_out:
+        return f"no answer from {url} within {timeout:g}s"
+    text = str(error)
+    match = _ERRNO_REASON.search(text)
+    if match:
+        return f"cannot connect to {url}: {match.group(1).strip()}"
+    if "NameResolutionError" in text or "Name or service not known" in text:
+        return f"cannot resolve the host of {url}"
+    return f"cannot reach {url}: {type(error).__name__}"
 
 
 def is_loopback_host(host: str) -> bool:

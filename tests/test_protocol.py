@@ -25,6 +25,7 @@ from airflow_provider_wavy.protocol import (
     WavySettings,
     check_received_length,
     content_length,
+    describe_network_error,
     describe_url,
     error_text,
     is_transient_status,
@@ -331,3 +332,30 @@ def test_describe_url_and_error_text() -> None:
     assert error_text(b'{"errorMessage": "bad\\n thing"}') == "bad thing"
     assert error_text(b"x" * 1000).endswith("...")
     assert error_text(b"") == "no details in the answer"
+
+
+@pytest.mark.parametrize(
+    ("error", "timed_out", "expected"),
+    [
+        pytest.param(TimeoutError("read"), True, "no answer from https://h within 2.5s", id="timeout"),
+        pytest.param(
+            OSError(
+                "HTTPConnectionPool(...): Max retries (Caused by NewConnectionError('<x>: [Errno 111] "
+                "Connection refused'))"
+            ),
+            False,
+            "cannot connect to https://h: Connection refused",
+            id="errno-in-library-text",
+        ),
+        pytest.param(
+            OSError("NameResolutionError(...)"), False, "cannot resolve the host of https://h", id="dns"
+        ),
+        pytest.param(
+            RuntimeError("<object at 0x7f>"), False, "cannot reach https://h: RuntimeError", id="other"
+        ),
+    ],
+)
+def test_describe_network_error(error: BaseException, timed_out: bool, expected: str) -> None:
+    message = describe_network_error(error, "https://h", 2.5, timed_out=timed_out)
+    assert message == expected
+    assert "0x" not in message, "no library object reprs"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from contextlib import contextmanager
 from functools import cached_property
@@ -27,6 +26,7 @@ from airflow_provider_wavy.protocol import (
     WavySettings,
     check_received_length,
     content_length,
+    describe_network_error,
 )
 
 if TYPE_CHECKING:
@@ -35,25 +35,19 @@ if TYPE_CHECKING:
 #: An API answer larger than this is not Wavy's small JSON: read no further than needed to say so.
 MAX_API_BODY = 1024 * 1024
 DEFAULT_CHUNK_SIZE = 1024 * 1024
-_ERRNO_REASON = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
 
 
 def describe_transport_error(error: BaseException, url: str, timeout: float) -> str:
     """
-    Say in one line why a request got no answer, without the library's internals.
+    Say in one line why a ``requests`` call got no answer.
 
-    :param error: the exception raised by the HTTP client.
+    :param error: the exception ``requests`` or urllib3 raised.
     :param url: the origin or URL that was being reached (no secret in it).
     :param timeout: the timeout in force, for the message.
     """
-    if isinstance(error, requests.Timeout) or "timed out" in str(error).lower():
-        return f"no answer from {url} within {timeout:g}s"
-    match = _ERRNO_REASON.search(str(error))
-    if match:
-        return f"cannot connect to {url}: {match.group(1).strip()}"
-    if "NameResolutionError" in str(error) or "Name or service not known" in str(error):
-        return f"cannot resolve the host of {url}"
-    return f"cannot reach {url}: {type(error).__name__}"
+    # urllib3 read timeouts during a streamed body surface as plain errors whose text says "timed out".
+    timed_out = isinstance(error, requests.Timeout) or "timed out" in str(error).lower()
+    return describe_network_error(error, url, timeout, timed_out=timed_out)
 
 
 class FileDownload:

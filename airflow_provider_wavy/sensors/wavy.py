@@ -33,6 +33,13 @@ def exception_from_event(event: dict[str, Any]) -> Exception:
     return exceptions.WavyError(message)
 
 
+def _shown(file_url: str) -> str:
+    """Return the file URL as logs may show it: without its query string, where signatures live."""
+    from airflow_provider_wavy.protocol import describe_url
+
+    return describe_url(file_url)
+
+
 class WavyOpenSessionsSensor(BaseSensorOperator):
     """
     Wait until the Wavy API returns the open-sessions file URL, and return that URL (XCom).
@@ -93,7 +100,7 @@ class WavyOpenSessionsSensor(BaseSensorOperator):
             return PokeReturnValue(is_done=False)
         if self.require_rows and not self._file_has_rows(file_url):
             return PokeReturnValue(is_done=False)
-        self.log.info("Wavy open-sessions file is ready: %s", file_url)
+        self.log.info("Wavy open-sessions file is ready: %s", _shown(file_url))
         return PokeReturnValue(is_done=True, xcom_value=file_url)
 
     def _file_has_rows(self, file_url: str) -> bool:
@@ -157,7 +164,7 @@ class WavyOpenSessionsSensor(BaseSensorOperator):
         status = (event or {}).get("status")
         if status == "success" and event is not None and event.get("file_url"):
             file_url = str(event["file_url"])
-            self.log.info("Wavy open-sessions file is ready: %s", file_url)
+            self.log.info("Wavy open-sessions file is ready: %s", _shown(file_url))
             return file_url
         if status == "timeout" and event is not None:
             message = str(event.get("message") or "Sensor has timed out.")

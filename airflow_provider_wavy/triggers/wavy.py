@@ -6,7 +6,6 @@ import asyncio
 import http.cookiejar
 import logging
 import math
-import re
 import threading
 import time
 import weakref
@@ -38,6 +37,8 @@ from airflow_provider_wavy.protocol import (
     WavySettings,
     check_received_length,
     content_length,
+    describe_network_error,
+    describe_url,
 )
 from airflow_provider_wavy.sessions_csv import SessionsCsvChecker, SessionsCsvError
 
@@ -51,7 +52,6 @@ MAX_API_BODY = 1024 * 1024
 MAX_ERROR_BODY = 4096
 #: The shortest pause between two polls, whatever ``poke_interval`` says: a trigger never spins.
 MIN_POLL_INTERVAL = 0.1
-_ERRNO_REASON = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
 
 #: How many triggers of one event loop may read their connection at the same time.
 START_CONCURRENCY = 8
@@ -160,20 +160,13 @@ async def shared_ssl_context() -> ssl.SSLContext:
 
 def describe_transport_error(error: BaseException, url: str, timeout: float) -> str:
     """
-    Say in one line why a request got no answer, without the library's internals.
+    Say in one line why an httpx call got no answer.
 
-    :param error: the exception raised by httpx.
+    :param error: the exception httpx raised.
     :param url: the origin or URL that was being reached (no secret in it).
     :param timeout: the timeout in force, for the message.
     """
-    if isinstance(error, httpx.TimeoutException):
-        return f"no answer from {url} within {timeout:g}s"
-    match = _ERRNO_REASON.search(str(error))
-    if match:
-        return f"cannot connect to {url}: {match.group(1).strip()}"
-    if isinstance(error, httpx.ConnectError):
-        return f"cannot connect to {url}: {error or type(error).__name__}"
-    return f"cannot reach {url}: {type(error).__name__}"
+    return describe_network_error(error, url, timeout, timed_out=isinstance(error, httpx.TimeoutException))
 
 
 def _timeout(seconds: float) -> httpx.Timeout:
@@ -352,7 +345,7 @@ class WavyOpenSessionsTrigger(BaseTrigger):
             except TimeoutError:
                 return self._timeout_event()
             if file_url is not None:
-                self.log.info("Wavy open-sessions file is ready: %s", file_url)
+                self.log.info("Wavy open-sessions file is ready: %s", describe_url(file_url))
                 return {"status": "success", "file_url": file_url}
             interval = self._interval(polls)
             remaining = self._remaining()
