@@ -402,8 +402,9 @@ class _ApiLogic:
         if handler.command != "GET":
             handler.send_api_error(405, headers=[("Allow", "GET")])
             return
+        generation: int | None = None
         if self.path == "/v1/session":
-            scenario, call_index = self.sandbox._count_api_call()
+            scenario, call_index, generation = self.sandbox._count_api_call()
             handler.pause(scenario.api_delay, call_index, scenario.slow_calls)
             if self._redirected(scenario):
                 return
@@ -412,7 +413,7 @@ class _ApiLogic:
             if scenario.api_status is not None:
                 handler.send_api_error(scenario.api_status)
                 return
-        self._session(scenario)
+        self._session(scenario, generation)
 
     def _redirected(self, scenario: Scenario) -> bool:
         """Answer the fixed status or a redirect when the scenario asks for one; return whether it did."""
@@ -428,8 +429,13 @@ class _ApiLogic:
             return False
         return True
 
-    def _session(self, scenario: Scenario) -> None:
-        """Check credentials and parameters, then answer the current phase."""
+    def _session(self, scenario: Scenario, generation: int | None = None) -> None:
+        """
+        Check credentials and parameters, then answer the current phase.
+
+        :param scenario: The scenario the call started under.
+        :param generation: The sandbox generation the call started under (None: not tracked).
+        """
         handler = self.handler
         if not self.sandbox._authenticated(
             handler.headers.get("UserName"), handler.headers.get("authenticationToken")
@@ -441,8 +447,12 @@ class _ApiLogic:
             handler.send_api_error(400, "Bad Request: the customerId parameter is required.")
             return
         sub_account_id = self.query.get("subAccountId", "").strip() or None
-        phase = self.sandbox._next_phase(scenario)
-        if phase == "rate-limited":
+        phase = self.sandbox._next_phase(scenario, generation)
+        if phase == "stale":
+            handler.send_api_error(
+                503, "Service Unavailable: the sandbox's scenario changed during this call."
+            )
+        elif phase == "rate-limited":
             retry = [] if scenario.retry_after is None else [("Retry-After", scenario.retry_after)]
             handler.send_api_error(scenario.rate_limit_status, headers=retry)
         elif phase == "server-error":
@@ -590,6 +600,9 @@ class WavySandbox:
         self._api_calls = 0
         self._answers = 0
         self._cdn_calls = 0
+        # Bumped by every scenario change and reset: a call that started before it (and slept through
+        # it, e.g. a slow answer its client gave up on) must not consume the new scenario's phases.
+        self._generation = 0
         self._requests: list[RecordedRequest] = []
         self._cdn_saw_credentials = False
         self._files_by_id: dict[str, _IssuedFile] = {}
@@ -705,6 +718,7 @@ class WavySandbox:
         with self._lock:
             self._scenario = scenario
             self._api_calls = self._answers = self._cdn_calls = 0
+            self._generation += 1
 
     @property
     def api_calls(self) -> int:
@@ -739,6 +753,7 @@ class WavySandbox:
         """Reset the counters, the recorded requests and the credential recorder."""
         with self._lock:
             self._api_calls = self._answers = self._cdn_calls = 0
+            self._generation += 1
             self._requests.clear()
             self._cdn_saw_credentials = False
 
@@ -810,12 +825,12 @@ class WavySandbox:
         token_ok = hmac.compare_digest(token.encode(), self.token.encode())
         return user_ok and token_ok
 
-    def _count_api_call(self) -> tuple[Scenario, int]:
-        """Count a ``/v1/session`` call; return the scenario and its 0-based index."""
+    def _count_api_call(self) -> tuple[Scenario, int, int]:
+        """Count a ``/v1/session`` call; return the scenario, its 0-based index and the generation."""
         with self._lock:
             index = self._api_calls
             self._api_calls += 1
-            return self._scenario, index
+            return self._scenario, index, self._generation
 
     def _count_cdn_call(self) -> tuple[Scenario, int]:
         """Count a file request; return the scenario and its 0-based index."""
@@ -824,9 +839,16 @@ class WavySandbox:
             self._cdn_calls += 1
             return self._scenario, index
 
-    def _next_phase(self, scenario: Scenario) -> str:
-        """Return the phase of the next authenticated, valid session call."""
+    def _next_phase(self, scenario: Scenario, generation: int | None = None) -> str:
+        """
+        Return the phase of the next authenticated, valid session call.
+
+        :param scenario: The scenario the call started under.
+        :param generation: The generation the call started under; "stale" when it changed since.
+        """
         with self._lock:
+            if generation is not None and generation != self._generation:
+                return "stale"
             index = self._answers
             self._answers += 1
         for phase, count in (

@@ -254,6 +254,17 @@ def test_replacing_the_scenario_resets_counters(sb: WavySandbox) -> None:
     assert session(sb).status == 503
 
 
+def test_a_call_abandoned_before_a_scenario_change_consumes_nothing(sb: WavySandbox) -> None:
+    """A slow answer its client gave up on must not eat the next scenario's phases when it finally runs."""
+    use(sb, api_delay=0.6)
+    with pytest.raises(TimeoutError):
+        fetch(f"{sb.base_url}/v1/session?customerId={CUSTOMER}", AUTH, timeout=0.1)
+    use(sb, ready_after=1)
+    time.sleep(0.8)  # the abandoned call wakes up and answers now, under the new scenario
+    assert session(sb).json() == {}, "the first call of the new scenario still gets its 'nothing yet'"
+    assert "file_url" in session(sb).json()
+
+
 def test_api_delay_for_the_first_calls(sb: WavySandbox) -> None:
     use(sb, api_delay=0.5, slow_calls=1)
     started = time.monotonic()
