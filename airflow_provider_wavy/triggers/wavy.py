@@ -62,6 +62,31 @@ KEEPALIVE_EXPIRY = 30.0
 
 _ssl_context: ssl.SSLContext | None = None
 _ssl_lock = threading.Lock()
+
+
+class _HttpxUrlsWithoutQuery(logging.Filter):
+    """
+    Show httpx's "HTTP Request: GET <url>" lines without the URL's query string.
+
+    A signed file URL's signature sits in its query string. Airflow 3 already keeps the ``httpx`` logger at
+    WARNING; Airflow 2.11 leaves it at INFO, where a triggerer would log each signed URL whole.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(arg, httpx.URL) for arg in record.args):
+            record.args = tuple(
+                describe_url(str(arg)) if isinstance(arg, httpx.URL) else arg for arg in record.args
+            )
+        return True
+
+
+def _install_httpx_log_filter() -> None:
+    logger = logging.getLogger("httpx")
+    if not any(isinstance(existing, _HttpxUrlsWithoutQuery) for existing in logger.filters):
+        logger.addFilter(_HttpxUrlsWithoutQuery())
+
+
+_install_httpx_log_filter()
 _start_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
     weakref.WeakKeyDictionary()
 )
