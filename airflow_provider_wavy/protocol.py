@@ -317,6 +317,24 @@ class WavySettings:
             max_retries=_non_negative_int(extra, "max_retries", DEFAULT_MAX_RETRIES, conn_id),
         )
 
+    @classmethod
+    def from_airflow_connection(cls, conn: Any, *, conn_id: str, extra: Mapping[str, Any]) -> WavySettings:
+        """
+        Read the settings from an Airflow ``Connection``.
+
+        :param conn: the connection (anything with host, port, login and password attributes).
+        :param conn_id: its id, for messages.
+        :param extra: its extras as a dict, passed in because triggers must read them the async way.
+        """
+        return cls.from_connection(
+            conn_id=conn_id,
+            host=conn.host,
+            port=conn.port,
+            login=conn.login,
+            password=conn.password,
+            extra=extra,
+        )
+
     @property
     def origin(self) -> Origin:
         """Return the only origin allowed to receive the token."""

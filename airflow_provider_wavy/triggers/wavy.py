@@ -327,14 +327,7 @@ class WavyOpenSessionsTrigger(BaseTrigger):
     async def _settings(self) -> WavySettings:
         conn = await get_async_connection(self.wavy_conn_id)
         extra = await get_async_extra_dejson(conn)
-        return WavySettings.from_connection(
-            conn_id=self.wavy_conn_id,
-            host=conn.host,
-            port=conn.port,
-            login=conn.login,
-            password=conn.password,
-            extra=extra,
-        )
+        return WavySettings.from_airflow_connection(conn, conn_id=self.wavy_conn_id, extra=extra)
 
     async def _wait(self) -> dict[str, Any]:
         if self._remaining() <= 0:
