@@ -10,12 +10,15 @@ register (``memory://``, for tests). Nothing here is imported at DAG-parse time.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -204,10 +207,26 @@ class AtomicWriter:
             return
         file, self._file = self._file, None
         if file is not None:
-            with contextlib.suppress(Exception):
-                file.close()
-        with contextlib.suppress(FileNotFoundError):
+            self._abandon(file)
+        try:
             if self.target.fs is None:
-                os.unlink(self.temp_path)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.temp_path)
             elif self.target.fs.exists(self.temp_path):
                 self.target.fs.rm(self.temp_path)
+        except Exception as error:  # noqa: BLE001 - the download's own error is the one to raise
+            log.warning("Could not delete the temporary file %s: %s", self.temp_path, error)
+
+    def _abandon(self, file: BinaryIO) -> None:
+        """Drop an unfinished temporary file without publishing it."""
+        from fsspec.spec import AbstractBufferedFile
+
+        if isinstance(file, AbstractBufferedFile) and file.mode != "rb":
+            # Closing a buffered object-store file uploads it (s3fs completes its multipart upload), and so
+            # would garbage collection: abort it instead and mark it closed.
+            with contextlib.suppress(Exception):
+                file.discard()
+            file.closed = True
+            return
+        with contextlib.suppress(Exception):
+            file.close()

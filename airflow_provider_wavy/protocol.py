@@ -170,6 +170,33 @@ def describe_network_error(error: BaseException, url: str, timeout: float, *, ti
     return f"cannot reach {url}: {type(error).__name__}"
 
 
+_TLS_REASON = re.compile(r"\[SSL: ([A-Z0-9_]+)\] ([^(')\"]+)")
+
+
+def tls_failure_reason(error: BaseException) -> str | None:
+    """
+    Return OpenSSL's reason when an HTTP library error is a TLS failure ("[SSL: CODE] reason"), else None.
+
+    :param error: the exception the HTTP library raised.
+    """
+    match = _TLS_REASON.search(str(error))
+    return match.group(2).strip() if match else None
+
+
+def tls_error(url: str, reason: str | None) -> WavyConfigurationError:
+    """
+    Say that TLS failed, and what to check: waiting does not fix a certificate, so it is not retried.
+
+    :param url: the origin or URL that was being reached.
+    :param reason: OpenSSL's reason, if known.
+    """
+    return WavyConfigurationError(
+        f"TLS with {url} failed ({reason or 'handshake failed'}). Check that the connection's host is right "
+        "(https:// to an https server) and that this machine trusts its certificate (CA bundle: "
+        "REQUESTS_CA_BUNDLE or SSL_CERT_FILE)."
+    )
+
+
 def is_loopback_host(host: str) -> bool:
     """Tell whether a host name is this machine (where plain HTTP exposes nothing)."""
     if host == "localhost" or host.endswith(".localhost"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from functools import cached_property
+from http.cookiejar import DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -13,7 +14,11 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from airflow_provider_wavy import CONN_FIELDS, CONN_TYPE, HOOK_NAME, UI_FIELD_BEHAVIOUR
-from airflow_provider_wavy.exceptions import WavyDownloadError, WavyError
+from airflow_provider_wavy.exceptions import (
+    WavyDownloadError,
+    WavyError,
+    WavyRequestError,
+)
 from airflow_provider_wavy.protocol import (
     BACKOFF_BASE,
     Done,
@@ -27,6 +32,8 @@ from airflow_provider_wavy.protocol import (
     check_received_length,
     content_length,
     describe_network_error,
+    tls_error,
+    tls_failure_reason,
 )
 
 if TYPE_CHECKING:
@@ -175,6 +182,8 @@ class WavyHook(BaseHook):
     def session(self) -> requests.Session:
         """Return the HTTP session, built on first use and reused for keep-alive."""
         session = requests.Session()
+        # Nothing the API sets may ride along to the file host (a cookie for a parent domain would).
+        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         # Retries are the protocol's (with Retry-After and logging), never urllib3's silent ones.
         adapter = HTTPAdapter(max_retries=0, pool_connections=4, pool_maxsize=8)
         session.mount("https://", adapter)
@@ -217,6 +226,8 @@ class WavyHook(BaseHook):
                     allow_redirects=False,
                     stream=True,
                 )
+            except requests.exceptions.SSLError as error:
+                raise tls_error(settings.base_url, tls_failure_reason(error)) from None
             except requests.RequestException as error:
                 outcome: Done | Retry | FollowRedirect = call.on_transport_error(
                     describe_transport_error(error, settings.base_url, settings.timeout)
@@ -259,6 +270,8 @@ class WavyHook(BaseHook):
                     stream=True,
                     allow_redirects=True,
                 )
+            except requests.exceptions.SSLError as error:
+                raise tls_error(call.shown_url, tls_failure_reason(error)) from None
             except requests.RequestException as error:
                 outcome: Done | Retry = call.on_transport_error(
                     describe_transport_error(error, call.shown_url, settings.timeout)
@@ -268,7 +281,10 @@ class WavyHook(BaseHook):
                     outcome = call.on_response(response.status_code, response.headers)
                 else:
                     with response:
-                        snippet = response.raw.read(4096, decode_content=True) or b""
+                        try:
+                            snippet = response.raw.read(4096, decode_content=True) or b""
+                        except (Urllib3Error, requests.RequestException, OSError):
+                            snippet = b""  # the status says enough; the body only adds detail
                     outcome = call.on_response(response.status_code, response.headers, snippet)
             if isinstance(outcome, Done):
                 break
@@ -293,6 +309,14 @@ class WavyHook(BaseHook):
             # One quick try: the Test button should answer in seconds, not after minutes of backoff.
             call = SessionCall(settings, settings.customer_id or "0", policy=RetryPolicy(max_retries=0))
             file_url = self._run_session_call(call)
+        except WavyRequestError as error:
+            if settings.customer_id:
+                return False, str(error)
+            # Wavy checked the credentials before it looked at the made-up customer id.
+            return True, (
+                f"Connected to {settings.base_url} as {settings.username}: credentials accepted. The probe "
+                f"customerId=0 was refused as expected ({error}); set the customer_id extra."
+            )
         except (WavyError, ValueError) as error:
             return False, str(error)
         except Exception as error:  # noqa: BLE001 - the Test button must answer with a message, whatever happens

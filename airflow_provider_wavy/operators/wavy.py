@@ -157,15 +157,22 @@ class WavyOpenSessionsOperator(BaseOperator):
             self._default_file_name(customer, sub_account, context),
         )
         self._lineage_output = (target.lineage_namespace, target.lineage_name)
+        from airflow.providers.common.compat.sdk import AirflowException
+
+        from airflow_provider_wavy.exceptions import WavyDownloadError
+
         try:
             with self.hook.open_file(file_url) as download, AtomicWriter(target) as writer:
                 summary = self._stream(download, writer, target)
                 writer.commit()
-        except OSError as error:
-            # Reading errors are the hook's WavyDownloadError: an OSError here is the destination's.
-            from airflow_provider_wavy.exceptions import WavyDownloadError
-
-            reason = f"{type(error).__name__}: {error.strerror or error}"
+        except AirflowException:
+            # Ours (WavyError) and Airflow's own (execution_timeout's AirflowTaskTimeout) pass as they are.
+            raise
+        except Exception as error:  # noqa: BLE001 - re-raised as one WavyDownloadError below
+            # Reading and verifying fail as WavyErrors: anything else comes from the destination's file
+            # system (OSError, or an object store's own errors such as botocore's NoCredentialsError).
+            detail = error.strerror if isinstance(error, OSError) and error.strerror else error
+            reason = f"{type(error).__name__}: {detail}"
             raise WavyDownloadError(
                 f"Cannot write the sessions file to {target.uri} ({reason}). Check that the destination "
                 "exists and is writable (for object stores: the bucket and destination_conn_id's rights); "

@@ -39,6 +39,8 @@ from airflow_provider_wavy.protocol import (
     content_length,
     describe_network_error,
     describe_url,
+    tls_error,
+    tls_failure_reason,
 )
 from airflow_provider_wavy.sessions_csv import SessionsCsvChecker, SessionsCsvError
 
@@ -425,6 +427,8 @@ class WavyOpenSessionsTrigger(BaseTrigger):
                 ) as response:
                     body = await _read_limited(response, MAX_API_BODY)
             except httpx.RequestError as error:
+                if (tls_reason := tls_failure_reason(error)) is not None:
+                    raise tls_error(settings.base_url, tls_reason) from None
                 outcome = call.on_transport_error(
                     describe_transport_error(error, settings.base_url, settings.timeout)
                 )
@@ -455,6 +459,8 @@ class WavyOpenSessionsTrigger(BaseTrigger):
                         return await self._has_rows(response, call.shown_url, timeout)
                     snippet = await _read_limited(response, MAX_ERROR_BODY)
             except httpx.RequestError as error:
+                if (tls_reason := tls_failure_reason(error)) is not None:
+                    raise tls_error(call.shown_url, tls_reason) from None
                 outcome = call.on_transport_error(describe_transport_error(error, call.shown_url, timeout))
             else:
                 outcome = call.on_response(response.status_code, response.headers, snippet)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
@@ -395,3 +397,59 @@ def test_connection_forms_in_a_fresh_interpreter(form: str, sandbox: WavySandbox
     assert "ROWS 25" in result.stdout
     assert SANDBOX_TOKEN not in result.stdout + result.stderr
     assert not sandbox.cdn_saw_credentials
+
+
+def test_tls_failure_is_fatal_and_says_so(sandbox: WavySandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """https:// to a plain-HTTP server fails the TLS handshake: a configuration error, not retried."""
+    set_conn(monkeypatch, sandbox, host=f"https://127.0.0.1:{sandbox.port}", extra={"max_retries": 3})
+    started = time.monotonic()
+    with pytest.raises(WavyConfigurationError, match=r"TLS with https://127\.0\.0\.1:\d+ failed") as info:
+        WavyHook(backoff_base=1.0).get_open_sessions_file_url()
+    assert time.monotonic() - started < 1.0, "no backoff: waiting does not fix TLS"
+    assert "HTTPSConnectionPool" not in str(info.value)
+
+
+def test_test_connection_probe_refused_customer_means_credentials_ok(
+    sandbox: WavySandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_conn(monkeypatch, sandbox, extra={"customer_id": ""})
+    sandbox.scenario = Scenario(api_status=404)
+    success, text = WavyHook().test_connection()
+    assert success, text
+    assert "credentials accepted" in text
+    assert "set the customer_id extra" in text
+
+
+class _CookieSetter(http.server.BaseHTTPRequestHandler):
+    cookies_seen: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:
+        type(self).cookies_seen.append(self.headers.get("Cookie"))
+        body = b'{"file_url": null}'
+        self.send_response(200)
+        self.send_header("Set-Cookie", "sid=abc; Path=/")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet."""
+
+
+def test_session_refuses_cookies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing an API answer sets may ride along on later requests (to the API or the file host)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CookieSetter)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        conn = {"conn_type": "wavy", "host": f"http://127.0.0.1:{server.server_port}", "login": "u"}
+        monkeypatch.setenv("AIRFLOW_CONN_WAVY_DEFAULT", json.dumps({**conn, "password": "p"}))
+        hook = WavyHook()
+        assert hook.get_open_sessions_file_url(customer_id="1") is None
+        assert hook.get_open_sessions_file_url(customer_id="1") is None
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _CookieSetter.cookies_seen == [None, None]
+    assert not hook.session.cookies

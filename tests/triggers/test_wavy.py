@@ -423,3 +423,13 @@ def test_httpx_request_log_lines_drop_query_strings(
         httpx_logger.removeHandler(caplog.handler)
     assert f"{sandbox.cdn_url}/2026/11/24/x/y" in caplog.text
     assert "s3cr3t-sig" not in caplog.text
+
+
+def test_tls_failure_is_an_error_event(sandbox: WavySandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """https:// to a plain-HTTP server: the trigger fails at once instead of retrying until its deadline."""
+    set_conn(monkeypatch, sandbox.connection_json(), host=f"https://127.0.0.1:{sandbox.port}")
+    event, seconds = run_trigger(backoff_base=1.0)
+    assert event["status"] == "error"
+    assert event["error_class"] == "WavyConfigurationError"
+    assert event["message"].startswith(f"TLS with https://127.0.0.1:{sandbox.port} failed")
+    assert seconds < 2
