@@ -608,6 +608,8 @@ class SessionCall:
         self.policy = policy or settings.retry_policy()
         self._attempts = _Attempts(self.policy, f"The Wavy API at {settings.base_url}")
         self._redirects = 0
+        # Where the last request went: a relative Location resolves against it, not the first URL.
+        self._current_url = self.request.url
 
     def _ids(self) -> str:
         ids = f"customer_id={self.customer_id!r}"
@@ -655,7 +657,7 @@ class SessionCall:
         )
 
     def _redirect(self, status: int, location: str) -> FollowRedirect:
-        target = urljoin(self.request.url, location)
+        target = urljoin(self._current_url, location)
         if origin_of(target) != self.settings.origin:
             raise WavyRedirectError(
                 f"The Wavy API answered HTTP {status}, redirecting to {describe_url(target)}, another origin "
@@ -668,6 +670,7 @@ class SessionCall:
                 f"The Wavy API redirected more than {MAX_REDIRECTS} times; check the connection's host."
             )
         url, _, query = target.partition("?")
+        self._current_url = url
         # A redirect that names its own query replaces ours, as a browser would do.
         params = dict(parse_qsl(query, keep_blank_values=True)) if query else dict(self.request.params)
         return FollowRedirect(HttpRequest(url=url, params=params, headers=self.request.headers))

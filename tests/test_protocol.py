@@ -359,3 +359,12 @@ def test_describe_network_error(error: BaseException, timed_out: bool, expected:
     message = describe_network_error(error, "https://h", 2.5, timed_out=timed_out)
     assert message == expected
     assert "0x" not in message, "no library object reprs"
+
+
+def test_relative_redirects_resolve_against_the_previous_hop() -> None:
+    call = SessionCall(make_settings(), "42")
+    first = call.on_response(302, {"location": "/api/v1/session"}, b"")
+    assert isinstance(first, FollowRedirect)
+    second = call.on_response(302, {"location": "session2"}, b"")
+    assert isinstance(second, FollowRedirect)
+    assert second.request.url == "https://api.example.com/api/v1/session2"

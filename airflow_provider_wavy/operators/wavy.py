@@ -414,7 +414,10 @@ class _Background:
 
     def close(self) -> None:
         """Wait for the queued chunks to be processed; re-raise the thread's error, if any."""
+        import sys
+
         self._queue.put(None)  # never blocks for long: the thread keeps draining, even after an error
         self._thread.join()
-        if self._error is not None:
+        # Called from `finally`: when the download already failed, its error is the one that explains it.
+        if self._error is not None and sys.exc_info()[1] is None:
             raise self._error

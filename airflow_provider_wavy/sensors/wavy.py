@@ -40,6 +40,10 @@ def _shown(file_url: str) -> str:
     return describe_url(file_url)
 
 
+#: Seconds Airflow's deferral timeout waits beyond the trigger's own deadline.
+DEFERRAL_GRACE = 60
+
+
 class WavyOpenSessionsSensor(BaseSensorOperator):
     """
     Wait until the Wavy API returns the open-sessions file URL, and return that URL (XCom).
@@ -148,7 +152,10 @@ class WavyOpenSessionsSensor(BaseSensorOperator):
                 deadline=time.time() + self.timeout,
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
+            # A grace period, so that the trigger's own deadline fires first: its timeout event becomes
+            # AirflowSensorTimeout (or a skip with soft_fail) on every version, where Airflow 2.11 would
+            # turn its own deferral timeout into a plain task failure that spends the task's retries.
+            timeout=timedelta(seconds=self.timeout + DEFERRAL_GRACE),
         )
         return None  # pragma: no cover - defer() raises
 

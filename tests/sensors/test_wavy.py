@@ -29,7 +29,7 @@ from airflow_provider_wavy.exceptions import (
     WavyResponseError,
 )
 from airflow_provider_wavy.sandbox import Scenario, WavySandbox
-from airflow_provider_wavy.sensors.wavy import WavyOpenSessionsSensor
+from airflow_provider_wavy.sensors.wavy import DEFERRAL_GRACE, WavyOpenSessionsSensor
 from airflow_provider_wavy.triggers.wavy import WavyOpenSessionsTrigger
 from tests.conftest import REPO_ROOT, SANDBOX_TOKEN
 from tests.triggers.test_wavy import first_event, malformed_api, set_conn
@@ -284,7 +284,8 @@ def test_deferrable_defers_at_once_with_timeout_and_deadline(sandbox: WavySandbo
         sensor.execute({})  # type: ignore[arg-type]
     deferred = info.value
     assert deferred.method_name == "execute_complete"
-    assert deferred.timeout == timedelta(seconds=600)
+    # The trigger's own deadline is the sensor's timeout; Airflow's deferral timeout only backs it up.
+    assert deferred.timeout == timedelta(seconds=600 + DEFERRAL_GRACE)
     trigger = deferred.trigger
     assert isinstance(trigger, WavyOpenSessionsTrigger)
     _classpath, kwargs = trigger.serialize()
