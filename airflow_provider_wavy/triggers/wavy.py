@@ -354,24 +354,30 @@ class WavyOpenSessionsTrigger(BaseTrigger):
         self, client: _SharedClient, settings: WavySettings, policy: RetryPolicy
     ) -> dict[str, Any]:
         polls = 0
+        last_look = False
         while True:
             polls += 1
-            remaining = self._remaining()
-            if remaining <= 0:
+            # The last look, at the deadline, gets one request's time, as a sync sensor's last poke does.
+            budget = settings.timeout if last_look else self._remaining()
+            if budget <= 0:
                 return self._timeout_event()
             try:
-                async with asyncio.timeout(remaining):
+                async with asyncio.timeout(budget):
                     file_url = await self._poll(client, settings, policy, polls)
             except TimeoutError:
                 return self._timeout_event()
             if file_url is not None:
                 self.log.info("Wavy open-sessions file is ready: %s", describe_url(file_url))
                 return {"status": "success", "file_url": file_url}
+            if last_look:
+                return self._timeout_event()
             interval = self._interval(polls)
             remaining = self._remaining()
             if remaining <= interval:
+                # The next poll would come after the deadline: look once more at the deadline itself.
                 await asyncio.sleep(max(0.0, remaining))
-                return self._timeout_event()
+                last_look = True
+                continue
             await asyncio.sleep(interval)
 
     async def _poll(

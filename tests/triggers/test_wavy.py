@@ -433,3 +433,12 @@ def test_tls_failure_is_an_error_event(sandbox: WavySandbox, monkeypatch: pytest
     assert event["error_class"] == "WavyConfigurationError"
     assert event["message"].startswith(f"TLS with https://127.0.0.1:{sandbox.port} failed")
     assert seconds < 2
+
+
+def test_last_look_at_the_deadline(sandbox: WavySandbox) -> None:
+    """A file published before the deadline is found even when the next poll would come after it."""
+    sandbox.scenario = Scenario(ready_after=1)
+    event, seconds = run_trigger(poke_interval=30, deadline=time.time() + 1.0)
+    assert event["status"] == "success", event
+    assert sandbox.api_calls == 2
+    assert 0.9 <= seconds < 5, "it waited for the deadline, not for the 30 s interval"
