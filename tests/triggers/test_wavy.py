@@ -77,20 +77,6 @@ def malformed_api() -> Iterator[str]:
         server.server_close()
 
 
-@pytest.fixture
-def logs(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> Callable[[], str]:
-    """Return a function giving everything logged or printed so far (stdlib logging and structlog)."""
-    caplog.set_level(logging.DEBUG)
-    seen: list[str] = []
-
-    def text() -> str:
-        out, err = capfd.readouterr()
-        seen.extend((out, err))
-        return caplog.text + "".join(seen)
-
-    return text
-
-
 # -- serialization ---------------------------------------------------------------------------------------
 
 
@@ -283,7 +269,7 @@ RUN_CASES = [
 
 @pytest.mark.parametrize("case", RUN_CASES)
 def test_run_against_sandbox(
-    case: Case, sandbox: WavySandbox, monkeypatch: pytest.MonkeyPatch, logs: Callable[[], str]
+    case: Case, sandbox: WavySandbox, monkeypatch: pytest.MonkeyPatch, all_logs: Callable[[], str]
 ) -> None:
     sandbox.scenario = Scenario(**case.scenario)
     if case.conn:
@@ -309,7 +295,7 @@ def test_run_against_sandbox(
     assert seconds < case.max_seconds
     assert not sandbox.cdn_saw_credentials, "the token must never reach the file host"
     assert SANDBOX_TOKEN not in json.dumps(event)
-    text = logs()
+    text = all_logs()
     assert SANDBOX_TOKEN not in text
     assert case.logged in text
 
