@@ -6,17 +6,13 @@ Keep it tiny: every name here is a version branch someone has to maintain.
 
 from __future__ import annotations
 
-from importlib.metadata import version
-
-AIRFLOW_V_3_0_PLUS: bool = int(version("apache-airflow").split(".")[0]) >= 3
-
 # Both helpers exist in apache-airflow-providers-common-compat >= 1.23 (a declared dependency) and were
 # checked on Airflow 2.11.2 and 3.3.2: on 2.11 they run the synchronous lookups in a worker thread, on 3
 # they use the asynchronous, supervisor-safe ones. Triggers import them from here so that a future
 # branch has one home.
-from airflow.providers.common.compat.connection import (  # noqa: E402
+from airflow.providers.common.compat.connection import (
     get_async_connection,
     get_async_extra_dejson,
 )
 
-__all__ = ["AIRFLOW_V_3_0_PLUS", "get_async_connection", "get_async_extra_dejson"]
+__all__ = ["get_async_connection", "get_async_extra_dejson"]

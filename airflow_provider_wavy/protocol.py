@@ -118,15 +118,6 @@ class RetryPolicy:
         step = min(self.backoff_cap, self.backoff_base * 2.0 ** (retry_number - 1))
         return step / 2 + random.uniform(0, step / 2)  # noqa: S311 - jitter, not cryptography
 
-    def to_dict(self) -> dict[str, float | int]:
-        """Return the policy as JSON-safe values (for a trigger's serialized kwargs)."""
-        return {
-            "max_retries": self.max_retries,
-            "backoff_base": self.backoff_base,
-            "backoff_cap": self.backoff_cap,
-            "retry_after_cap": self.retry_after_cap,
-        }
-
 
 Origin = tuple[str, str, int]
 
