@@ -179,13 +179,17 @@ class AtomicWriter:
             self._file = cast("BinaryIO", target.fs.open(self.temp_path, "wb"))
         return self
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         """
         Append a chunk to the temporary file.
 
-        :param chunk: the next bytes.
+        :param chunk: the next bytes; the caller may reuse the memory behind a ``memoryview`` afterwards.
         """
         assert self._file is not None
+        if self.target.fs is not None and isinstance(chunk, memoryview):
+            # An object-store file may hold on to what it is given until it uploads a part: give it bytes
+            # of its own. A local file copies into the kernel before write() returns.
+            chunk = chunk.tobytes()
         view = memoryview(chunk)
         while view:  # a raw file may write less than asked
             written = self._file.write(view)

@@ -13,17 +13,23 @@ text after a closing quote, a lone CR ending a record) is counted the way ``csv`
 Speed: the per-byte work runs in C. A chunk without a quote costs one ``bytes.count`` and one or two
 regular-expression searches that prove it has no blank line and no lone CR; a chunk with quotes is consumed
 line by line by a single regular expression that accepts the common shapes, and only the lines it rejects
-(and the partial line at each chunk boundary) go through a small state machine in Python.
+(and the partial line at each chunk boundary) go through a small state machine in Python. When NumPy is
+installed (the ``numpy`` extra), large quote-free chunks are counted with it instead: about five times less
+CPU than the two scans, and without holding the GIL, so hashing and writing threads run alongside.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 __all__ = [
     "CREATED_AT_COLUMN",
@@ -81,6 +87,19 @@ _BLANK_AFTER_LF: Final = re.compile(rb"\n(?=\n)")
 _BLANK_AFTER_LF_OR_CRLF: Final = re.compile(rb"\n(?=[\r\n])")
 _BLANK_AFTER_LONE_CR: Final = re.compile(rb"\r(?=\r)")
 _EVENT: Final = re.compile(rb'["\r\n]')
+#: Quote-free chunks at least this large are counted with NumPy when it is installed. Below it the call
+#: overhead outweighs the gain, and a small file never pays NumPy's import (tens of ms).
+VECTOR_MIN_BYTES: Final = 256 * 1024
+
+
+@functools.cache
+def vector_module() -> ModuleType | None:
+    """Return NumPy when it is installed (imported on first use, then cached), else ``None``."""
+    try:
+        import numpy
+    except ImportError:
+        return None
+    return numpy
 
 
 def _simple_lines(delimiter: bytes) -> re.Pattern[bytes]:
@@ -388,6 +407,7 @@ class SessionsCsvChecker:
         self._line_empty = True  # the current record has no byte yet (a line end here is a blank line)
         self._last = _LF  # the last body byte: a quote opens a quoted field only at the start of a field
         self._quote_offset = 0
+        self._scratch: Any = None  # NumPy work array, reused from chunk to chunk
 
     @property
     def header(self) -> tuple[str, ...] | None:
@@ -408,7 +428,8 @@ class SessionsCsvChecker:
         """
         Verify the next chunk of the file; chunks may split the file anywhere.
 
-        :param chunk: the next bytes of the download (``bytearray`` and ``memoryview`` are copied first).
+        :param chunk: the next bytes of the download. A ``bytearray`` is read in place (the checker keeps
+            no reference to it, so the caller may reuse it once this returns); a ``memoryview`` is copied.
         :raises SessionsCsvError: the file is not a valid open-sessions CSV.
         :raises RuntimeError: :meth:`finish` was already called.
         """
@@ -416,7 +437,7 @@ class SessionsCsvChecker:
             raise RuntimeError("SessionsCsvChecker.feed() called after finish(); use a new checker per file")
         if self._error is not None:
             raise SessionsCsvError(*self._error.args)
-        if not isinstance(chunk, bytes):
+        if isinstance(chunk, memoryview):
             chunk = bytes(chunk)
         if not chunk:
             return
@@ -585,7 +606,7 @@ class SessionsCsvChecker:
 
     # -- body ---------------------------------------------------------------------------------------------
 
-    def _feed_body(self, chunk: bytes, base: int) -> None:
+    def _feed_body(self, chunk: bytes | bytearray, base: int) -> None:
         """
         Count the records in a non-empty chunk of the body.
 
@@ -601,7 +622,7 @@ class SessionsCsvChecker:
             self._feed_quoted(chunk, base)
         self._last = chunk[-1]
 
-    def _feed_unquoted(self, chunk: bytes) -> None:
+    def _feed_unquoted(self, chunk: bytes | bytearray) -> None:
         """
         Count the records in a chunk without quotes, starting outside quotes: C-speed scans only.
 
@@ -621,14 +642,33 @@ class SessionsCsvChecker:
                 blanks = len(_BLANK_AFTER_LF_OR_CRLF.findall(chunk))
                 blanks += len(_BLANK_AFTER_LONE_CR.findall(chunk))
         else:
-            line_ends = chunk.count(b"\n")
-            blanks = len(_BLANK_AFTER_LF.findall(chunk)) if _LF_LF.search(chunk) else 0
+            line_ends, blanks = self._count_lf(chunk)
         if self._line_empty and chunk[0] in (_LF, _CR):
             blanks += 1
         self._line_empty = chunk[-1] in (_LF, _CR)
         self._rows += line_ends - blanks
 
-    def _feed_quoted(self, chunk: bytes, base: int) -> None:
+    def _count_lf(self, chunk: bytes | bytearray) -> tuple[int, int]:
+        """
+        Count the line ends of a chunk without quotes or CRs, and the blank lines among them.
+
+        :param chunk: a non-empty chunk without ``"`` or CR.
+        :return: the number of LFs, and of LFs directly after another LF (each ends a blank line).
+        """
+        numpy = vector_module() if len(chunk) >= VECTOR_MIN_BYTES else None
+        if numpy is None:
+            line_ends = chunk.count(b"\n")
+            return line_ends, len(_BLANK_AFTER_LF.findall(chunk)) if _LF_LF.search(chunk) else 0
+        size = len(chunk)
+        if self._scratch is None or len(self._scratch) < 2 * size:
+            self._scratch = numpy.empty(2 * size, dtype=numpy.bool_)
+        is_lf = self._scratch[:size]
+        numpy.equal(numpy.frombuffer(chunk, dtype=numpy.uint8), _LF, out=is_lf)
+        lf_after_lf = self._scratch[size : 2 * size - 1]
+        numpy.logical_and(is_lf[:-1], is_lf[1:], out=lf_after_lf)
+        return int(numpy.count_nonzero(is_lf)), int(numpy.count_nonzero(lf_after_lf))
+
+    def _feed_quoted(self, chunk: bytes | bytearray, base: int) -> None:
         """
         Count the records in a chunk that has quotes or starts inside a quoted field.
 
@@ -649,7 +689,7 @@ class SessionsCsvChecker:
                         break
             pos = self._scan_record(chunk, pos, base)
 
-    def _scan_record(self, chunk: bytes, pos: int, base: int) -> int:
+    def _scan_record(self, chunk: bytes | bytearray, pos: int, base: int) -> int:
         """
         Run the csv state machine from ``pos`` through the next line end outside quotes, or the chunk's end.
 

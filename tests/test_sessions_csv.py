@@ -14,9 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from airflow_provider_wavy import sessions_csv
 from airflow_provider_wavy.sessions_csv import (
     DELIMITERS,
     MAX_HEADER_BYTES,
+    VECTOR_MIN_BYTES,
     SessionsCsvChecker,
     SessionsCsvError,
     SessionsCsvSummary,
@@ -32,6 +34,23 @@ ROW = b"5511987654321;2026-11-23T14:05:09Z\n"
 
 
 # -- helpers ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True, params=["scans", "numpy"])
+def counting(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """
+    Run every test of this module twice: with C scans only (no NumPy), and with NumPy counting every chunk.
+
+    The NumPy run lowers the size threshold to one byte, so that chunks of any size, split anywhere, go
+    through the vectorised count and are checked against ``csv.reader`` like the scans.
+    """
+    mode: str = request.param
+    if mode == "scans":
+        monkeypatch.setattr(sessions_csv, "vector_module", lambda: None)
+    else:
+        assert sessions_csv.vector_module() is not None, "NumPy is part of the test extra"
+        monkeypatch.setattr(sessions_csv, "VECTOR_MIN_BYTES", 1)
+    return mode
 
 
 def verify(chunks: Iterable[bytes], *, hash_bytes: bool = True) -> SessionsCsvSummary:
@@ -357,6 +376,44 @@ def test_without_hashing_and_with_buffer_types() -> None:
     checker.feed(memoryview(data)[10:])
     summary = checker.finish()
     assert (summary.rows, summary.sha256, summary.bytes) == (1, "", len(data))
+
+
+def test_bytearray_is_read_in_place_and_can_be_reused() -> None:
+    """The operator refills one buffer: the checker must keep nothing of a chunk once feed() returns."""
+    data = HEADER + ROW * 5000 + b"\n" + ROW * 3000 + b'1;"two\nlines"\n'
+    reused = bytearray(4096)
+    checker = SessionsCsvChecker()
+    for start in range(0, len(data), len(reused)):
+        piece = data[start : start + len(reused)]
+        reused[: len(piece)] = piece
+        checker.feed(reused if len(piece) == len(reused) else reused[: len(piece)])
+        reused[:] = b"\n" * len(reused)  # anything kept from the chunk would now read as blank lines
+    summary = checker.finish()
+    assert summary.rows == csv_rows(data, ";") == 8001
+    assert summary.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_numpy_counts_only_large_chunks(counting: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small files never import NumPy; large quote-free chunks are counted with it when it is installed."""
+    monkeypatch.setattr(sessions_csv, "VECTOR_MIN_BYTES", VECTOR_MIN_BYTES)
+    looked_up: list[bool] = []
+    real = sessions_csv.vector_module
+
+    def spy() -> object:
+        looked_up.append(True)
+        return real()
+
+    monkeypatch.setattr(sessions_csv, "vector_module", spy)
+    small = SessionsCsvChecker()
+    small.feed(HEADER + ROW * 1000)
+    assert looked_up == []
+    big = SessionsCsvChecker()
+    body = ROW * (VECTOR_MIN_BYTES // len(ROW) + 1)
+    big.feed(HEADER)
+    big.feed(body + b"\n" + body)  # one blank line in the middle of a large chunk
+    assert looked_up == [True]
+    assert big.finish().rows == 2 * body.count(b"\n")
+    assert (big._scratch is not None) is (counting == "numpy")
 
 
 # -- parse_header -----------------------------------------------------------------------------------------

@@ -453,3 +453,65 @@ def test_session_refuses_cookies(monkeypatch: pytest.MonkeyPatch) -> None:
         server.server_close()
     assert _CookieSetter.cookies_seen == [None, None]
     assert not hook.session.cookies
+
+
+READINTO_TRANSFERS = [
+    pytest.param({}, True, id="identity-read-in-place"),
+    pytest.param({"chunked": True}, True, id="chunked-read-in-place"),
+    pytest.param({"gzip": True}, False, id="gzip-decoded-by-urllib3"),
+    pytest.param({"gzip": True, "chunked": True}, False, id="gzip-chunked-decoded-by-urllib3"),
+]
+
+
+@pytest.mark.parametrize(("transfer", "in_place"), READINTO_TRANSFERS)
+def test_readinto_fills_buffers_with_the_decoded_file(
+    sandbox: WavySandbox, transfer: dict[str, Any], in_place: bool
+) -> None:
+    sandbox.scenario = Scenario(rows=30_000, **transfer)
+    hook = WavyHook()
+    url = hook.get_open_sessions_file_url()
+    assert url is not None
+    buffer = bytearray(64 * 1024)
+    received = bytearray()
+    with hook.open_file(url) as download:
+        assert (download._direct is not None) is in_place
+        while size := download.readinto(buffer):
+            # Only the last read may come short: the others fill the buffer.
+            assert size == len(buffer) or len(received) + size == len(sandbox.expected_bytes())
+            received += buffer[:size]
+        assert download.readinto(buffer) == 0
+        if "gzip" not in transfer and "chunked" not in transfer:
+            assert download.wire_bytes == download.content_length == len(received)
+    assert bytes(received) == sandbox.expected_bytes()
+
+
+@pytest.mark.parametrize(
+    ("transfer", "message"),
+    [
+        pytest.param({}, r"cut short: received 50,000 of [\d,]+ bytes", id="identity"),
+        pytest.param({"gzip": True}, r"cut short: received 50,000 of [\d,]+ bytes", id="gzip"),
+        pytest.param({"chunked": True}, r"failed after [\d,]+ bytes: .*run the task again", id="chunked"),
+    ],
+)
+def test_readinto_reports_a_cut_download_clearly(
+    sandbox: WavySandbox, all_logs: Any, transfer: dict[str, Any], message: str
+) -> None:
+    sandbox.scenario = Scenario(rows=30_000, truncate_at=50_000, **transfer)
+    hook = WavyHook()
+    url = hook.get_open_sessions_file_url()
+    assert url is not None
+    buffer = bytearray(16 * 1024)
+
+    def read_all() -> None:
+        with hook.open_file(url) as download:
+            while download.readinto(buffer):
+                pass
+
+    with pytest.raises(WavyDownloadError, match=message) as info:
+        read_all()
+    # Nothing of the library's own exception is chained into the traceback Airflow logs.
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None or info.value.__suppress_context__
+    for internal in ("urllib3", "http.client", "IncompleteRead(", "Traceback"):
+        assert internal not in str(info.value)
+    assert SANDBOX_TOKEN not in str(info.value)

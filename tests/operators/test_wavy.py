@@ -489,20 +489,31 @@ def test_parse_rows_rejects_long_rows() -> None:
         )
 
 
+@pytest.mark.parametrize(
+    "rows",
+    [
+        pytest.param(100_000, id="fails-on-the-last-buffer"),
+        pytest.param(1_500_000, id="fails-while-more-buffers-download"),
+    ],
+)
 def test_destination_write_failure_is_one_clear_error(
-    sandbox: WavySandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: WavySandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: int
 ) -> None:
     from airflow_provider_wavy import _destination
 
+    writes: list[int] = []
+
     def disk_full(self: Any, chunk: bytes) -> None:
+        writes.append(len(chunk))
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(_destination.AtomicWriter, "write", disk_full)
-    sandbox.scenario = Scenario(rows=100_000)
+    sandbox.scenario = Scenario(rows=rows)
 
     with pytest.raises(WavyDownloadError, match=r"Cannot write .* No space left on device"):
         run(destination=str(tmp_path / "s.csv"))
 
+    assert len(writes) == 1, "after the first failed write, nothing more is written"
     assert list(tmp_path.iterdir()) == []
 
 
