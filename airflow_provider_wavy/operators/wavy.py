@@ -381,8 +381,8 @@ class _Pipeline:
     """
     Hash, then write, buffers in two threads, in order, and lend each buffer out again once written.
 
-    The pipeline owns every buffer of the download, so memory stays at ``count * size`` bytes whatever the
-    file's size, and a buffer is never refilled before it is hashed and written.
+    The pipeline owns every buffer of the download, so memory stays at most ``count * size`` bytes whatever
+    the file's size, and a buffer is never refilled before it is hashed and written.
 
     :param write: called with each buffer's bytes, in order (in the writing thread).
     :param count: the number of buffers.
@@ -397,9 +397,9 @@ class _Pipeline:
         self._write = write
         self._digest = hashlib.sha256()
         self._error: BaseException | None = None
+        self._size = size
+        self._unallocated = count  # allocated on demand: a small file needs one buffer, not all of them
         self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-        for _ in range(count):
-            self._free.put(bytearray(size))
         self._to_hash: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
         self._to_write: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
         self._threads = [
@@ -433,7 +433,11 @@ class _Pipeline:
 
         :raises Exception: what writing an earlier buffer raised (e.g. the disk is full): stop downloading.
         """
-        buffer = self._free.get()
+        if self._unallocated and self._free.empty():
+            self._unallocated -= 1
+            buffer = bytearray(self._size)
+        else:
+            buffer = self._free.get()
         if self._error is not None:
             raise self._error
         return buffer
