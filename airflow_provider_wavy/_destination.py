@@ -141,13 +141,18 @@ def resolve_target(destination: Any, conn_id: str | None, file_name: str) -> Tar
 def _fsspec_fallback(url: str, scheme: str, conn_id: str | None) -> tuple[AbstractFileSystem, str]:
     import fsspec
 
+    missing = ValueError(
+        f"No Airflow file system is registered for {scheme}:// (destination {url!r}). Install the "
+        "provider that handles it (e.g. apache-airflow-providers-amazon[s3fs] for s3://, "
+        "apache-airflow-providers-google for gs://)."
+    )
     if conn_id or scheme not in fsspec.available_protocols():
-        raise ValueError(
-            f"No Airflow file system is registered for {scheme}:// (destination {url!r}). Install the "
-            "provider that handles it (e.g. apache-airflow-providers-amazon[s3fs] for s3://, "
-            "apache-airflow-providers-google for gs://)."
-        ) from None
-    fs = fsspec.filesystem(scheme)
+        raise missing from None
+    try:
+        fs = fsspec.filesystem(scheme)
+    except ImportError:
+        # fsspec names every scheme's implementation (gs -> gcsfs, ...), installed or not.
+        raise missing from None
     return fs, str(fs._strip_protocol(url))
 
 
@@ -162,9 +167,9 @@ class AtomicWriter:
 
     def __init__(self, target: Target) -> None:
         self.target = target
-        parent, _, name = target.path.rpartition("/")
-        temp_name = f".{name}.partial-{uuid.uuid4().hex}"
-        self.temp_path = f"{parent}/{temp_name}" if parent else temp_name
+        folder, slash, name = target.path.rpartition("/")
+        # A sibling, so that the final rename stays within one file system (and one bucket).
+        self.temp_path = f"{folder}{slash}.{name}.partial-{uuid.uuid4().hex}"
         self._file: BinaryIO | None = None
         self._committed = False
 

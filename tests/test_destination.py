@@ -312,11 +312,6 @@ def test_resolve_s3_through_connection(
             None,
             r"No Airflow file system is registered for gs://.*apache-airflow-providers-google",
             id="scheme-of-a-provider-not-installed",
-            marks=pytest.mark.xfail(
-                raises=ImportError,
-                strict=True,
-                reason="fsspec lists gs among its protocols without gcsfs installed: the fallback tries it",
-            ),
         ),
         pytest.param(
             lambda root: "memory://wavy/x.csv",
@@ -410,6 +405,22 @@ def test_temp_file_is_a_hidden_sibling_unique_per_writer(place: Place) -> None:
         assert parent == place.target.path.rpartition("/")[0]
         assert re.fullmatch(r"\.sessions\.csv\.partial-[0-9a-f]{32}", name)
     assert first.temp_path != second.temp_path
+
+
+@pytest.mark.parametrize(
+    ("path", "expected_folder"),
+    [
+        pytest.param("/sessions.csv", "/", id="root-of-a-local-disk"),
+        pytest.param("bucket/sessions.csv", "bucket/", id="top-of-a-bucket"),
+        pytest.param("sessions.csv", "", id="no-folder-at-all"),
+    ],
+)
+def test_temp_file_stays_in_the_target_folder(path: str, expected_folder: str) -> None:
+    """The rename must not cross file systems: the temp file lives where the target does, even at a root."""
+    writer = AtomicWriter(Target(uri=f"file://{path}", path=path, fs=None, scheme="file"))
+    folder, name = writer.temp_path[: len(expected_folder)], writer.temp_path[len(expected_folder) :]
+    assert folder == expected_folder
+    assert re.fullmatch(r"\.sessions\.csv\.partial-[0-9a-f]{32}", name)
 
 
 @pytest.mark.parametrize(
