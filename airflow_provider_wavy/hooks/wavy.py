@@ -115,7 +115,8 @@ class FileDownload:
         """
         Fill ``buffer`` with the file's next decoded bytes; at the end, check that nothing was cut short.
 
-        :param buffer: where to put the bytes; it is filled completely except at the end of the file.
+        :param buffer: where to put the bytes; it is filled completely unless the file ends (or breaks off)
+            first.
         :return: the number of bytes put in ``buffer``, 0 at the end of the file.
         """
         try:

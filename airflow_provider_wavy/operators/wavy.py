@@ -217,11 +217,13 @@ class WavyOpenSessionsOperator(BaseOperator):
         try:
             while size := download.readinto(buffer := pipeline.take()):
                 pipeline.submit(buffer, size)
-                # The checker keeps no reference to the buffer; only the last chunk is short (and copied).
+                # The checker keeps no reference to the buffer; a short read (the file's end) is copied.
                 self._feed(checker, buffer if size == len(buffer) else buffer[:size], download, target.uri)
                 progress.update(checker.bytes_so_far)
-        finally:
-            sha256 = pipeline.close()
+        except BaseException:
+            pipeline.abort()
+            raise
+        sha256 = pipeline.close()
         summary = self._finish(checker, download, target.uri)
         return dataclasses.replace(summary, sha256=sha256)
 
@@ -382,7 +384,8 @@ class _Pipeline:
     Hash, then write, buffers in two threads, in order, and lend each buffer out again once written.
 
     The pipeline owns every buffer of the download, so memory stays at most ``count * size`` bytes whatever
-    the file's size, and a buffer is never refilled before it is hashed and written.
+    the file's size, and a buffer is never refilled before it is hashed and written. Use :meth:`close` when
+    the download is complete, :meth:`abort` when it failed.
 
     :param write: called with each buffer's bytes, in order (in the writing thread).
     :param count: the number of buffers.
@@ -397,8 +400,9 @@ class _Pipeline:
         self._write = write
         self._digest = hashlib.sha256()
         self._error: BaseException | None = None
+        self._cancelled = False
         self._size = size
-        self._unallocated = count  # allocated on demand: a small file needs one buffer, not all of them
+        self._unallocated = count  # allocated on demand: a small file needs one or two, not all of them
         self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
         self._to_hash: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
         self._to_write: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
@@ -409,29 +413,38 @@ class _Pipeline:
         for thread in self._threads:
             thread.start()
 
+    def _stopped(self) -> bool:
+        return self._cancelled or self._error is not None
+
     def _hash_all(self) -> None:
-        update = self._digest.update  # releases the GIL for buffers this large
-        while (item := self._to_hash.get()) is not None:
-            buffer, size = item
-            update(memoryview(buffer)[:size])
-            self._to_write.put(item)
-        self._to_write.put(None)
+        try:
+            while (item := self._to_hash.get()) is not None:
+                buffer, size = item
+                if not self._stopped():
+                    try:
+                        self._digest.update(memoryview(buffer)[:size])  # releases the GIL at this size
+                    except BaseException as error:  # noqa: BLE001 - raised in the caller's thread
+                        self._error = self._error or error
+                # Passed on even when stopped: the writing thread returns every buffer to the pool.
+                self._to_write.put(item)
+        finally:
+            self._to_write.put(None)
 
     def _write_all(self) -> None:
         while (item := self._to_write.get()) is not None:
             buffer, size = item
-            if self._error is None:  # after a failure, buffers still come back so that take() never hangs
+            if not self._stopped():  # once stopped, buffers still come back so that take() never hangs
                 try:
                     self._write(memoryview(buffer)[:size])
-                except BaseException as error:  # noqa: BLE001 - raised in the caller's thread by take()/close()
-                    self._error = error
+                except BaseException as error:  # noqa: BLE001 - raised in the caller's thread
+                    self._error = self._error or error
             self._free.put(buffer)
 
     def take(self) -> bytearray:
         """
         Return a free buffer, waiting while all of them are being hashed or written.
 
-        :raises Exception: what writing an earlier buffer raised (e.g. the disk is full): stop downloading.
+        :raises Exception: what hashing or writing an earlier buffer raised (e.g. the disk is full).
         """
         if self._unallocated and self._free.empty():
             self._unallocated -= 1
@@ -455,13 +468,28 @@ class _Pipeline:
         """
         Wait until every queued buffer is hashed and written; return the hex SHA-256 of all of them.
 
-        :raises Exception: what writing raised, unless an exception is already on its way (it explains more).
+        :raises Exception: what hashing or writing raised.
         """
-        import sys
-
         self._to_hash.put(None)
-        for thread in self._threads:
-            thread.join()
-        if self._error is not None and sys.exc_info()[1] is None:
+        self._join()
+        if self._error is not None:
             raise self._error
         return self._digest.hexdigest()
+
+    def abort(self) -> None:
+        """Stop after the buffers in hand: the rest are neither hashed nor written (the file is discarded)."""
+        self._cancelled = True
+        self._to_hash.put(None)
+        self._join()
+
+    def _join(self) -> None:
+        # The destination is closed or discarded right after this returns: no thread may still write to it,
+        # even when a timeout or a signal interrupts the wait.
+        try:
+            for thread in self._threads:
+                thread.join()
+        except BaseException:
+            self._cancelled = True
+            for thread in self._threads:
+                thread.join()
+            raise

@@ -523,3 +523,95 @@ def test_missing_bucket_is_one_clear_error(sandbox: WavySandbox, s3: tuple[Abstr
         WavyDownloadError, match=r"to s3://.*-missing/x.csv \(FileNotFoundError: The specified bucket"
     ):
         run(destination=f"s3://{bucket}-missing/x.csv", destination_conn_id=S3_CONN_ID)
+
+
+def test_write_failure_is_raised_even_inside_an_except_block(
+    sandbox: WavySandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller already handling an exception (a fallback path) must not hide the write error."""
+    from airflow_provider_wavy import _destination
+
+    def disk_full(self: Any, chunk: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_destination.AtomicWriter, "write", disk_full)
+    sandbox.scenario = Scenario(rows=1000)
+
+    def fallback_download() -> None:
+        try:
+            raise KeyError("primary source missing")
+        except KeyError:
+            run(destination=str(tmp_path / "s.csv"))
+
+    with pytest.raises(WavyDownloadError, match=r"No space left on device"):
+        fallback_download()
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- the buffer pipeline ------------------------------------------------------------------------------------
+
+
+class _FailingDigest:
+    """A sha256 stand-in that fails, as a MemoryError in the hashing thread would."""
+
+    def update(self, data: object) -> None:
+        raise MemoryError("no memory left to hash")
+
+    def hexdigest(self) -> str:  # pragma: no cover - never reached
+        return ""
+
+
+@pytest.mark.timeout(20)
+def test_pipeline_hash_failure_stops_the_download_instead_of_hanging() -> None:
+    written: list[bytes] = []
+    pipeline = operator_module._Pipeline(lambda view: written.append(bytes(view)), 2, 16)
+    pipeline._digest = _FailingDigest()  # type: ignore[assignment]
+
+    def feed_more_buffers_than_the_pool_holds() -> None:
+        for _ in range(10):  # take() must raise, not wait forever for a buffer that never comes back
+            buffer = pipeline.take()
+            buffer[:] = b"x" * 16
+            pipeline.submit(buffer, 16)
+
+    with pytest.raises(MemoryError, match="no memory left to hash"):
+        feed_more_buffers_than_the_pool_holds()
+    with pytest.raises(MemoryError):
+        pipeline.close()
+    assert written == [], "nothing unhashed is written"
+
+
+@pytest.mark.timeout(20)
+def test_pipeline_abort_writes_nothing_more_and_waits_for_its_threads() -> None:
+    import threading
+
+    written: list[bytes] = []
+    first_write_started, release_first_write = threading.Event(), threading.Event()
+
+    def slow_write(view: memoryview) -> None:
+        first_write_started.set()
+        release_first_write.wait(10)
+        written.append(bytes(view))
+
+    pipeline = operator_module._Pipeline(slow_write, 4, 8)
+    for byte in b"abcd":
+        buffer = pipeline.take()
+        buffer[:] = bytes([byte]) * 8
+        pipeline.submit(buffer, 8)
+    assert first_write_started.wait(10)
+    threading.Timer(0.2, release_first_write.set).start()
+    pipeline.abort()
+    assert written == [b"a" * 8], "only the write already under way completes"
+    assert not any(thread.is_alive() for thread in pipeline._threads)
+
+
+def test_pipeline_hashes_and_writes_the_same_bytes_in_order() -> None:
+    written = bytearray()
+    pipeline = operator_module._Pipeline(written.extend, 3, 1000)
+    data = bytes(range(256)) * 40
+    for start in range(0, len(data), 1000):
+        piece = data[start : start + 1000]
+        buffer = pipeline.take()
+        buffer[: len(piece)] = piece
+        pipeline.submit(buffer, len(piece))
+    assert pipeline.close() == hashlib.sha256(data).hexdigest()
+    assert bytes(written) == data
