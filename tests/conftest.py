@@ -22,11 +22,18 @@ from airflow_provider_wavy.sandbox import Scenario, WavySandbox
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from fsspec import AbstractFileSystem
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SANDBOX_USER = "sandbox-user"
 #: Distinctive, so that a leak anywhere (logs, files, XCom) is found by a plain substring search.
 SANDBOX_TOKEN = "tok-7f3a9c-SECRET-e21b"
 SANDBOX_CUSTOMER = "1001"
+#: The Airflow connection the ``s3`` fixture defines for the moto server.
+S3_CONN_ID = "wavy_test_s3"
+#: s3fs's block (and multipart part) size in the ``s3`` fixture: the smallest S3 takes, so that a test can
+#: start a multipart upload with a few MiB.
+S3_BLOCK_SIZE = 5 * 2**20
 
 
 @pytest.fixture(scope="session")
@@ -77,3 +84,46 @@ def moto_endpoint() -> Iterator[str]:
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+@pytest.fixture
+def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> tuple[AbstractFileSystem, str]:
+    """Return an s3fs file system on the moto server and a fresh bucket, with an ``aws`` connection to it."""
+    import json
+    import uuid
+
+    import s3fs
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    conn = {
+        "conn_type": "aws",
+        "login": "testing",
+        "password": "testing",
+        "extra": {"endpoint_url": moto_endpoint, "region_name": "us-east-1"},
+    }
+    monkeypatch.setenv(f"AIRFLOW_CONN_{S3_CONN_ID.upper()}", json.dumps(conn))
+    fs = s3fs.S3FileSystem(
+        key="testing",
+        secret="testing",
+        client_kwargs={"endpoint_url": moto_endpoint},
+        skip_instance_cache=True,
+        default_block_size=S3_BLOCK_SIZE,
+    )
+    bucket = f"wavy-{uuid.uuid4().hex[:12]}"
+    fs.mkdir(bucket)
+    return fs, bucket
+
+
+@pytest.fixture
+def memory_fs() -> Iterator[AbstractFileSystem]:
+    """Return fsspec's process-wide memory file system (the one ``memory://`` resolves to), emptied."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fs.store.clear()
+    fs.pseudo_dirs[:] = [""]
+    yield fs
+    fs.store.clear()
+    fs.pseudo_dirs[:] = [""]

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,16 +13,14 @@ from airflow.providers.common.compat.sdk import ObjectStoragePath
 from fsspec.implementations.memory import MemoryFileSystem
 
 from airflow_provider_wavy._destination import AtomicWriter, Target, resolve_target, safe_name_part
+from tests.conftest import S3_BLOCK_SIZE, S3_CONN_ID
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     from fsspec import AbstractFileSystem
 
 FILE_NAME = "wavy_open_sessions_42_2026-11-23.csv"
-S3_CONN_ID = "wavy_test_destination_s3"
-#: Small enough that a test can send a whole multipart-upload part to the moto server (S3's minimum).
-S3_BLOCK_SIZE = 5 * 2**20
 
 
 class Boom(Exception):
@@ -32,46 +28,6 @@ class Boom(Exception):
 
 
 # -- fixtures -----------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def memory_fs() -> Iterator[AbstractFileSystem]:
-    """Return fsspec's process-wide memory file system (the one ``memory://`` resolves to), emptied."""
-    import fsspec
-
-    fs = fsspec.filesystem("memory")
-    fs.store.clear()
-    fs.pseudo_dirs[:] = [""]
-    yield fs
-    fs.store.clear()
-    fs.pseudo_dirs[:] = [""]
-
-
-@pytest.fixture
-def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> tuple[AbstractFileSystem, str]:
-    """Return an s3fs file system on the moto server and a fresh bucket, with an ``aws`` connection to it."""
-    import s3fs
-
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    conn = {
-        "conn_type": "aws",
-        "login": "testing",
-        "password": "testing",
-        "extra": {"endpoint_url": moto_endpoint, "region_name": "us-east-1"},
-    }
-    monkeypatch.setenv(f"AIRFLOW_CONN_{S3_CONN_ID.upper()}", json.dumps(conn))
-    fs = s3fs.S3FileSystem(
-        key="testing",
-        secret="testing",
-        client_kwargs={"endpoint_url": moto_endpoint},
-        skip_instance_cache=True,
-        default_block_size=S3_BLOCK_SIZE,
-    )
-    bucket = f"wavy-{uuid.uuid4().hex[:12]}"
-    fs.mkdir(bucket)
-    return fs, bucket
 
 
 # memory:// and s3fs copy what they are given into a BytesIO at once, so neither can show that AtomicWriter

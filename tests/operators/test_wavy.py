@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -21,62 +20,19 @@ from airflow_provider_wavy.exceptions import WavyDownloadError
 from airflow_provider_wavy.operators import wavy as operator_module
 from airflow_provider_wavy.operators.wavy import DEFAULT_MAX_XCOM_ROWS, WavyOpenSessionsOperator
 from airflow_provider_wavy.sandbox import Scenario, WavySandbox
-from tests.conftest import REPO_ROOT, SANDBOX_CUSTOMER, SANDBOX_TOKEN
+from tests.conftest import REPO_ROOT, S3_CONN_ID, SANDBOX_CUSTOMER, SANDBOX_TOKEN
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from pathlib import Path
 
     from fsspec import AbstractFileSystem
 
-S3_CONN_ID = "wavy_test_s3"
 LOGICAL_DS = "2026-11-23"
 DEFAULT_NAME = f"wavy_open_sessions_{SANDBOX_CUSTOMER}_{LOGICAL_DS}.csv"
 
 
 # -- fixtures -----------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> tuple[AbstractFileSystem, str]:
-    """Return an s3fs file system on the moto server and a fresh bucket, with an ``aws`` connection to it."""
-    import s3fs
-
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    conn = {
-        "conn_type": "aws",
-        "login": "testing",
-        "password": "testing",
-        "extra": {"endpoint_url": moto_endpoint, "region_name": "us-east-1"},
-    }
-    monkeypatch.setenv(f"AIRFLOW_CONN_{S3_CONN_ID.upper()}", json.dumps(conn))
-    fs = s3fs.S3FileSystem(
-        key="testing",
-        secret="testing",
-        client_kwargs={"endpoint_url": moto_endpoint},
-        skip_instance_cache=True,
-    )
-    bucket = f"wavy-{uuid.uuid4().hex[:12]}"
-    fs.mkdir(bucket)
-    return fs, bucket
-
-
-@pytest.fixture
-def memory_fs() -> Iterator[AbstractFileSystem]:
-    """Return fsspec's process-wide memory file system, emptied before and after."""
-    import fsspec
-
-    fs = fsspec.filesystem("memory")
-    fs.store.clear()
-    fs.pseudo_dirs.clear()
-    fs.pseudo_dirs.append("")
-    yield fs
-    fs.store.clear()
 
 
 @dataclass
