@@ -227,30 +227,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         """
         logger.debug("Sandbox %s %s: %s", self.server.origin, self.address_string(), format % args)
 
-    def do_GET(self) -> None:
-        """Answer a GET."""
-        self._dispatch()
-
-    def do_HEAD(self) -> None:
-        """Answer a HEAD."""
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        """Answer a POST (always 404 or 405)."""
-        self._dispatch()
-
-    def do_PUT(self) -> None:
-        """Answer a PUT (always 404 or 405)."""
-        self._dispatch()
-
-    def do_DELETE(self) -> None:
-        """Answer a DELETE (always 404 or 405)."""
-        self._dispatch()
-
-    def do_PATCH(self) -> None:
-        """Answer a PATCH (always 404 or 405)."""
-        self._dispatch()
-
     def _dispatch(self) -> None:
         """Record the request and route it to its origin's logic."""
         self._drain_body()
@@ -270,6 +246,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except (ConnectionError, TimeoutError) as error:
             logger.debug("Sandbox %s: client went away: %s", self.server.origin, error)
             self.close_connection = True
+
+    # http.server looks up do_<METHOD>: every method goes through the same recording and routing.
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = _dispatch
 
     def _drain_body(self) -> None:
         """Read and drop a request body so that the next request on a kept-alive connection parses."""
