@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -13,7 +14,7 @@ if "AIRFLOW_HOME" not in os.environ:
     os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="wavy-airflow-home-")
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -34,6 +35,20 @@ S3_CONN_ID = "wavy_test_s3"
 #: s3fs's block (and multipart part) size in the ``s3`` fixture: the smallest S3 takes, so that a test can
 #: start a multipart upload with a few MiB.
 S3_BLOCK_SIZE = 5 * 2**20
+
+
+def set_conn(monkeypatch: pytest.MonkeyPatch, base: str, **changes: Any) -> None:
+    """
+    Point ``wavy_default`` at a connection with some fields or extras changed.
+
+    :param monkeypatch: undoes the change after the test.
+    :param base: the connection as JSON, e.g. ``sandbox.connection_json()``.
+    :param changes: fields to replace; ``extra`` is merged into the base's extras.
+    """
+    conn = json.loads(base)
+    extra = {**conn.get("extra", {}), **changes.pop("extra", {})}
+    conn.update(changes, extra=extra)
+    monkeypatch.setenv("AIRFLOW_CONN_WAVY_DEFAULT", json.dumps(conn))
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +104,6 @@ def moto_endpoint() -> Iterator[str]:
 @pytest.fixture
 def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> tuple[AbstractFileSystem, str]:
     """Return an s3fs file system on the moto server and a fresh bucket, with an ``aws`` connection to it."""
-    import json
     import uuid
 
     import s3fs

@@ -24,17 +24,10 @@ from airflow_provider_wavy.exceptions import (
 )
 from airflow_provider_wavy.hooks.wavy import WavyHook
 from airflow_provider_wavy.sandbox import Scenario, WavySandbox
-from tests.conftest import REPO_ROOT, SANDBOX_CUSTOMER, SANDBOX_TOKEN, SANDBOX_USER
+from tests.conftest import REPO_ROOT, SANDBOX_CUSTOMER, SANDBOX_TOKEN, SANDBOX_USER, set_conn
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-
-
-def set_conn(monkeypatch: pytest.MonkeyPatch, sandbox: WavySandbox, **changes: Any) -> None:
-    conn = json.loads(sandbox.connection_json())
-    extra = {**conn.get("extra", {}), **changes.pop("extra", {})}
-    conn.update(changes, extra=extra)
-    monkeypatch.setenv("AIRFLOW_CONN_WAVY_DEFAULT", json.dumps(conn))
 
 
 @dataclass
@@ -218,7 +211,7 @@ def test_hook_against_sandbox(
     conn_changes: dict[str, Any] = {"extra": case.extra}
     if case.password is not None:
         conn_changes["password"] = case.password
-    set_conn(monkeypatch, sandbox, **conn_changes)
+    set_conn(monkeypatch, sandbox.connection_json(), **conn_changes)
     hook = WavyHook(backoff_base=0.05)
 
     started = time.monotonic()
@@ -288,7 +281,9 @@ def test_unreachable_host_is_transient_and_clear(
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         free_port = sock.getsockname()[1]
-    set_conn(monkeypatch, sandbox, host=f"http://127.0.0.1:{free_port}", extra={"max_retries": 1})
+    set_conn(
+        monkeypatch, sandbox.connection_json(), host=f"http://127.0.0.1:{free_port}", extra={"max_retries": 1}
+    )
     with pytest.raises(
         WavyTransientError, match=r"cannot connect to http://127\.0\.0\.1:\d+: Connection refused"
     ) as info:
@@ -336,7 +331,7 @@ def test_incomplete_connection_is_a_configuration_error(monkeypatch: pytest.Monk
 def test_test_connection(
     changes: dict[str, Any], ok: bool, message: str, sandbox: WavySandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    set_conn(monkeypatch, sandbox, **changes)
+    set_conn(monkeypatch, sandbox.connection_json(), **changes)
     started = time.monotonic()
     success, text = WavyHook().test_connection()
     assert (success, message in text) == (ok, True), text
@@ -401,7 +396,12 @@ def test_connection_forms_in_a_fresh_interpreter(form: str, sandbox: WavySandbox
 
 def test_tls_failure_is_fatal_and_says_so(sandbox: WavySandbox, monkeypatch: pytest.MonkeyPatch) -> None:
     """https:// to a plain-HTTP server fails the TLS handshake: a configuration error, not retried."""
-    set_conn(monkeypatch, sandbox, host=f"https://127.0.0.1:{sandbox.port}", extra={"max_retries": 3})
+    set_conn(
+        monkeypatch,
+        sandbox.connection_json(),
+        host=f"https://127.0.0.1:{sandbox.port}",
+        extra={"max_retries": 3},
+    )
     started = time.monotonic()
     with pytest.raises(WavyConfigurationError, match=r"TLS with https://127\.0\.0\.1:\d+ failed") as info:
         WavyHook(backoff_base=1.0).get_open_sessions_file_url()
@@ -412,7 +412,7 @@ def test_tls_failure_is_fatal_and_says_so(sandbox: WavySandbox, monkeypatch: pyt
 def test_test_connection_probe_refused_customer_means_credentials_ok(
     sandbox: WavySandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    set_conn(monkeypatch, sandbox, extra={"customer_id": ""})
+    set_conn(monkeypatch, sandbox.connection_json(), extra={"customer_id": ""})
     sandbox.scenario = Scenario(api_status=404)
     success, text = WavyHook().test_connection()
     assert success, text

@@ -31,8 +31,8 @@ from airflow_provider_wavy.exceptions import (
 from airflow_provider_wavy.sandbox import Scenario, WavySandbox
 from airflow_provider_wavy.sensors.wavy import DEFERRAL_GRACE, WavyOpenSessionsSensor
 from airflow_provider_wavy.triggers.wavy import WavyOpenSessionsTrigger
-from tests.conftest import REPO_ROOT, SANDBOX_TOKEN
-from tests.triggers.test_wavy import first_event, malformed_api, set_conn
+from tests.conftest import REPO_ROOT, SANDBOX_TOKEN, set_conn
+from tests.triggers.test_wavy import first_event, malformed_api
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -17,7 +17,7 @@ import pytest
 
 from airflow_provider_wavy.sandbox import Scenario, WavySandbox
 from airflow_provider_wavy.triggers.wavy import WavyOpenSessionsTrigger, shared_ssl_context
-from tests.conftest import SANDBOX_CUSTOMER, SANDBOX_TOKEN
+from tests.conftest import SANDBOX_CUSTOMER, SANDBOX_TOKEN, set_conn
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -40,14 +40,6 @@ def run_trigger(**kwargs: Any) -> tuple[dict[str, Any], float]:
     started = time.monotonic()
     event = asyncio.run(first_event(WavyOpenSessionsTrigger(**kwargs)))
     return event, time.monotonic() - started
-
-
-def set_conn(monkeypatch: pytest.MonkeyPatch, base: str, **changes: Any) -> None:
-    """Point ``wavy_default`` at the sandbox with some fields or extras changed."""
-    conn = json.loads(base)
-    extra = {**conn.get("extra", {}), **changes.pop("extra", {})}
-    conn.update(changes, extra=extra)
-    monkeypatch.setenv("AIRFLOW_CONN_WAVY_DEFAULT", json.dumps(conn))
 
 
 class _MalformedHandler(http.server.BaseHTTPRequestHandler):
