@@ -16,6 +16,7 @@ import json
 import math
 import random
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -35,7 +36,7 @@ from airflow_provider_wavy.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
 DEFAULT_BASE_URL = "https://api-messaging.wavy.global"
 SESSION_PATH = "/v1/session"
@@ -713,6 +714,54 @@ class FileCall:
         )
 
 
+class FirstRowCheck:
+    """
+    Tell whether a sessions file has a data row, reading it no further than that row.
+
+    The ``require_rows`` check of both transports: feed the body's chunks as they arrive and stop reading
+    once :meth:`feed` returns True; at the end of the body call :meth:`finish`.
+
+    :param shown_url: the file URL as it may be shown, for messages.
+    """
+
+    def __init__(self, shown_url: str) -> None:
+        from airflow_provider_wavy.sessions_csv import SessionsCsvChecker
+
+        self._checker = SessionsCsvChecker(hash_bytes=False)
+        self._shown_url = shown_url
+
+    def feed(self, chunk: bytes) -> bool:
+        """
+        Verify the next chunk; return True once the file has shown a data row.
+
+        :param chunk: the next bytes of the body.
+        :raises WavyResponseError: the file is not the open-sessions CSV.
+        """
+        with self._not_csv():
+            self._checker.feed(chunk)
+        return self._checker.rows_so_far > 0
+
+    def finish(self) -> bool:
+        """
+        Complete the check at the end of the body; return whether the file has a data row.
+
+        :raises WavyResponseError: the file is not the open-sessions CSV.
+        """
+        with self._not_csv():
+            return self._checker.finish().rows > 0
+
+    @contextmanager
+    def _not_csv(self) -> Iterator[None]:
+        from airflow_provider_wavy.sessions_csv import SessionsCsvError
+
+        try:
+            yield
+        except SessionsCsvError as error:
+            raise WavyResponseError(
+                f"The sessions file at {self._shown_url} is not the open-sessions CSV: {error}"
+            ) from None
+
+
 def check_received_length(received: int, expected: int | None, shown_url: str) -> None:
     """
     Fail when a download ended before the ``Content-Length`` the server announced.
@@ -746,6 +795,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "Done",
     "FileCall",
+    "FirstRowCheck",
     "FollowRedirect",
     "HttpRequest",
     "Outcome",

@@ -108,30 +108,24 @@ class WavyOpenSessionsSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=file_url)
 
     def _file_has_rows(self, file_url: str) -> bool:
-        from airflow_provider_wavy.exceptions import WavyDownloadError, WavyResponseError, WavyTransientError
-        from airflow_provider_wavy.protocol import describe_url
-        from airflow_provider_wavy.sessions_csv import SessionsCsvChecker, SessionsCsvError
+        from airflow_provider_wavy.exceptions import WavyDownloadError, WavyTransientError
+        from airflow_provider_wavy.protocol import FirstRowCheck, describe_url
 
-        checker = SessionsCsvChecker(hash_bytes=False)
+        check = FirstRowCheck(describe_url(file_url))
         try:
             with self.hook.open_file(file_url) as download:
                 # Stop at the first data row: the sensor needs to know, the operator downloads.
                 for chunk in download.iter_chunks(64 * 1024):
-                    checker.feed(chunk)
-                    if checker.rows_so_far > 0:
+                    if check.feed(chunk):
                         return True
-            rows = checker.finish().rows
-        except SessionsCsvError as error:
-            raise WavyResponseError(
-                f"The sessions file at {describe_url(file_url)} is not the open-sessions CSV: {error}"
-            ) from None
+            has_rows = check.finish()
         except (WavyDownloadError, WavyTransientError) as error:
             # The CDN may lag behind the API (403/404 for a while): that is "not ready yet".
             self.log.warning("Wavy: %s Still waiting.", error)
             return False
-        if rows == 0:
+        if not has_rows:
             self.log.info("The Wavy sessions file has no data row yet (header only); still waiting.")
-        return rows > 0
+        return has_rows
 
     def execute(self, context: Context) -> Any:
         """Poke (or reschedule) as any sensor, or defer the whole wait to the triggerer."""

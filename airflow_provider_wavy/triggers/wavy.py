@@ -22,13 +22,13 @@ from airflow_provider_wavy.exceptions import (
     WavyConfigurationError,
     WavyDownloadError,
     WavyError,
-    WavyResponseError,
     WavyTransientError,
 )
 from airflow_provider_wavy.protocol import (
     BACKOFF_BASE,
     Done,
     FileCall,
+    FirstRowCheck,
     FollowRedirect,
     HttpRequest,
     Retry,
@@ -42,7 +42,6 @@ from airflow_provider_wavy.protocol import (
     tls_error,
     tls_failure_reason,
 )
-from airflow_provider_wavy.sessions_csv import SessionsCsvChecker, SessionsCsvError
 
 if TYPE_CHECKING:
     import ssl
@@ -476,18 +475,13 @@ class WavyOpenSessionsTrigger(BaseTrigger):
 
     async def _has_rows(self, response: httpx.Response, shown_url: str, timeout: float) -> bool:
         """Read the file only until its first data row: the sensor needs to know, not to download."""
-        checker = SessionsCsvChecker(hash_bytes=False)
+        check = FirstRowCheck(shown_url)
         try:
             async for chunk in response.aiter_bytes():
-                checker.feed(chunk)
-                if checker.rows_so_far > 0:
+                if check.feed(chunk):
                     return True
             check_received_length(response.num_bytes_downloaded, content_length(response.headers), shown_url)
-            return checker.finish().rows > 0
-        except SessionsCsvError as error:
-            raise WavyResponseError(
-                f"The sessions file at {shown_url} is not the open-sessions CSV: {error}"
-            ) from None
+            return check.finish()
         except httpx.RequestError as error:
             raise WavyDownloadError(
                 f"The download of {shown_url} failed: {describe_transport_error(error, shown_url, timeout)}."
