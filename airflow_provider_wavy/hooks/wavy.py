@@ -74,19 +74,18 @@ class FileDownload:
         self.content_length = content_length(response.headers)
         self.content_type: str | None = response.headers.get("content-type")
         self.content_encoding: str | None = response.headers.get("content-encoding")
+        self._identity = (self.content_encoding or "identity").lower() == "identity"
         # An identity-encoded body is read by http.client straight into the caller's buffer: urllib3's own
         # read() allocates a new object per chunk and copies it once more, a third of the CPU of a large
-        # transfer. urllib3 keeps http.client's response as `_fp` (1.26 and 2.x); anything else falls back.
+        # transfer. urllib3 2.x keeps http.client's response as `_fp`; anything else falls back.
         body = getattr(response.raw, "_fp", None)
-        identity = (self.content_encoding or "identity").lower() == "identity"
-        self._direct = body if identity and isinstance(body, http.client.HTTPResponse) else None
+        self._direct = body if self._identity and isinstance(body, http.client.HTTPResponse) else None
         self._direct_bytes = 0
 
     @property
     def expected_size(self) -> int | None:
         """Return the size of the decoded file when the server announced it, for progress reports."""
-        encoding = (self.content_encoding or "identity").lower()
-        return self.content_length if encoding == "identity" else None
+        return self.content_length if self._identity else None
 
     @property
     def wire_bytes(self) -> int:
