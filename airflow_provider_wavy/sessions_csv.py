@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
+    import mmap
     from types import ModuleType
 
 __all__ = [
@@ -198,6 +199,17 @@ def _binary_error(head: bytes) -> SessionsCsvError | None:
 
 #: Leading bytes that _binary_error() and the BOM handling recognise.
 _MAGICS: Final = (_BOM, b"\x1f\x8b", b"PK\x03\x04", b"\xff\xfe", b"\xfe\xff")
+
+
+def _with_count(chunk: bytes | bytearray | mmap.mmap) -> bytes | bytearray:
+    """
+    Return the chunk with all of ``bytes``' methods: an ``mmap`` (which has no ``count``) is copied.
+
+    Only the rarer paths (quotes, CRs, no NumPy) need them; NumPy reads an ``mmap`` in place.
+
+    :param chunk: a chunk of the file.
+    """
+    return chunk if isinstance(chunk, (bytes, bytearray)) else bytes(chunk)
 
 
 def _nul_error(offset: int) -> SessionsCsvError:
@@ -424,12 +436,13 @@ class SessionsCsvChecker:
         """Return the number of bytes fed so far."""
         return self._bytes
 
-    def feed(self, chunk: bytes | bytearray | memoryview) -> None:
+    def feed(self, chunk: bytes | bytearray | memoryview | mmap.mmap) -> None:
         """
         Verify the next chunk of the file; chunks may split the file anywhere.
 
-        :param chunk: the next bytes of the download. A ``bytearray`` is read in place (the checker keeps
-            no reference to it, so the caller may reuse it once this returns); a ``memoryview`` is copied.
+        :param chunk: the next bytes of the download. A ``bytearray`` or an ``mmap`` is read in place (the
+            checker keeps no reference to it, so the caller may reuse it once this returns); a
+            ``memoryview`` is copied.
         :raises SessionsCsvError: the file is not a valid open-sessions CSV.
         :raises RuntimeError: :meth:`finish` was already called.
         """
@@ -606,7 +619,7 @@ class SessionsCsvChecker:
 
     # -- body ---------------------------------------------------------------------------------------------
 
-    def _feed_body(self, chunk: bytes | bytearray, base: int) -> None:
+    def _feed_body(self, chunk: bytes | bytearray | mmap.mmap, base: int) -> None:
         """
         Count the records in a non-empty chunk of the body.
 
@@ -616,13 +629,14 @@ class SessionsCsvChecker:
         nul = chunk.find(b"\0")
         if nul >= 0:
             raise _nul_error(base + nul)
-        if self._quote != _IN and b'"' not in chunk:
+        # find(), not `in`: an mmap has no __contains__, so `in` would iterate over it in Python.
+        if self._quote != _IN and chunk.find(b'"') < 0:
             self._feed_unquoted(chunk)
         else:
-            self._feed_quoted(chunk, base)
+            self._feed_quoted(_with_count(chunk), base)
         self._last = chunk[-1]
 
-    def _feed_unquoted(self, chunk: bytes | bytearray) -> None:
+    def _feed_unquoted(self, chunk: bytes | bytearray | mmap.mmap) -> None:
         """
         Count the records in a chunk without quotes, starting outside quotes: C-speed scans only.
 
@@ -633,7 +647,8 @@ class SessionsCsvChecker:
         :param chunk: a non-empty chunk without ``"``.
         """
         self._quote = _OUT  # a pending closing quote is followed by a non-quote: the quoting ends
-        if b"\r" in chunk:
+        if chunk.find(b"\r") >= 0:
+            chunk = _with_count(chunk)
             if chunk[-1] != _CR and not _LONE_CR.search(chunk) and not _LF_THEN_TERMINATOR.search(chunk):
                 # Every CR is the start of a CRLF and no line end follows another: one record per LF.
                 line_ends, blanks = chunk.count(b"\n"), 0
@@ -648,7 +663,7 @@ class SessionsCsvChecker:
         self._line_empty = chunk[-1] in (_LF, _CR)
         self._rows += line_ends - blanks
 
-    def _count_lf(self, chunk: bytes | bytearray) -> tuple[int, int]:
+    def _count_lf(self, chunk: bytes | bytearray | mmap.mmap) -> tuple[int, int]:
         """
         Count the line ends of a chunk without quotes or CRs, and the blank lines among them.
 
@@ -657,6 +672,7 @@ class SessionsCsvChecker:
         """
         numpy = vector_module() if len(chunk) >= VECTOR_MIN_BYTES else None
         if numpy is None:
+            chunk = _with_count(chunk)
             line_ends = chunk.count(b"\n")
             return line_ends, len(_BLANK_AFTER_LF.findall(chunk)) if _LF_LF.search(chunk) else 0
         size = len(chunk)

@@ -7,6 +7,7 @@ import csv
 import hashlib
 import io
 import itertools
+import mmap
 import random
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -53,16 +54,46 @@ def counting(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     return mode
 
 
+def in_mmap(chunk: bytes) -> mmap.mmap | bytes:
+    """
+    Copy a chunk into anonymous memory, as the operator's download buffers are (an empty one stays bytes).
+
+    :param chunk: the bytes to carry.
+    """
+    if not chunk:
+        return chunk
+    buffer = mmap.mmap(-1, len(chunk))
+    buffer[:] = chunk
+    return buffer
+
+
+#: How verify() hands chunks to the checker: as they are, or in mmap buffers (set by the `carrier` fixture).
+CARRIERS: dict[str, Callable[[bytes], bytes | mmap.mmap]] = {"bytes": bytes, "mmap": in_mmap}
+carry = CARRIERS["bytes"]
+
+
+@pytest.fixture(autouse=True, params=list(CARRIERS))
+def carrier(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """
+    Run every test of this module with chunks as bytes, and again in ``mmap`` buffers as the operator has.
+
+    An ``mmap`` lacks some of ``bytes``' methods (``count``, ``in``): every path must read it correctly.
+    """
+    name: str = request.param
+    monkeypatch.setitem(globals(), "carry", CARRIERS[name])
+    return name
+
+
 def verify(chunks: Iterable[bytes], *, hash_bytes: bool = True) -> SessionsCsvSummary:
     """
-    Feed the chunks to a new checker and finish it.
+    Feed the chunks to a new checker, carried as the `carrier` fixture says, and finish it.
 
     :param chunks: the file, in pieces.
     :param hash_bytes: passed to the checker.
     """
     checker = SessionsCsvChecker(hash_bytes=hash_bytes)
     for chunk in chunks:
-        checker.feed(chunk)
+        checker.feed(carry(chunk))
     return checker.finish()
 
 
@@ -378,10 +409,15 @@ def test_without_hashing_and_with_buffer_types() -> None:
     assert (summary.rows, summary.sha256, summary.bytes) == (1, "", len(data))
 
 
-def test_bytearray_is_read_in_place_and_can_be_reused() -> None:
+@pytest.mark.parametrize(
+    "make_buffer", [bytearray, lambda size: mmap.mmap(-1, size)], ids=["bytearray", "mmap"]
+)
+def test_buffer_is_read_in_place_and_can_be_reused(
+    make_buffer: Callable[[int], bytearray | mmap.mmap],
+) -> None:
     """The operator refills one buffer: the checker must keep nothing of a chunk once feed() returns."""
     data = HEADER + ROW * 5000 + b"\n" + ROW * 3000 + b'1;"two\nlines"\n'
-    reused = bytearray(4096)
+    reused = make_buffer(4096)
     checker = SessionsCsvChecker()
     for start in range(0, len(data), len(reused)):
         piece = data[start : start + len(reused)]

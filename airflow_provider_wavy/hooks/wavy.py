@@ -38,6 +38,7 @@ from airflow_provider_wavy.protocol import (
 )
 
 if TYPE_CHECKING:
+    import mmap
     from collections.abc import Iterator
 
 #: An API answer larger than this is not Wavy's small JSON: read no further than needed to say so.
@@ -110,7 +111,7 @@ class FileDownload:
             raise self._failure(error) from None
         check_received_length(self.wire_bytes, self.content_length, self.shown_url)
 
-    def readinto(self, buffer: bytearray) -> int:
+    def readinto(self, buffer: bytearray | mmap.mmap) -> int:
         """
         Fill ``buffer`` with the file's next decoded bytes; at the end, check that nothing was cut short.
 

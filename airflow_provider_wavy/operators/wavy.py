@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator
 
 if TYPE_CHECKING:
+    import mmap
     from collections.abc import Callable, Sequence
 
     from airflow.providers.common.compat.sdk import Context
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from airflow_provider_wavy._destination import AtomicWriter, Target
     from airflow_provider_wavy.hooks.wavy import FileDownload, WavyHook
     from airflow_provider_wavy.sessions_csv import SessionsCsvChecker, SessionsCsvSummary
+
+    _Buffer = bytearray | mmap.mmap
 
 #: 10,000 sessions are about 0.8 MB of JSON (~75 bytes a row): well inside what every metadata database
 #: takes in one XCom row (MySQL's default max_allowed_packet is 64 MB, but the XCom table is read whole by
@@ -28,7 +31,8 @@ _XCOM_BYTES_PER_ROW = 1024
 _XCOM_CHUNK_SIZE = 1024 * 1024
 #: A download to a destination streams through a fixed pool of buffers, so memory does not grow with the
 #: file: 6 buffers of 4 MiB. Large buffers mean fewer system calls and thread hand-offs per GiB (measured:
-#: 6 x 4 MiB beat 4 x 4 MiB, 8 x 2 MiB and 16 x 1 MiB by 5-15% at 1 GiB).
+#: 6 x 4 MiB beat 4 x 4 MiB, 8 x 2 MiB and 16 x 1 MiB by 5-15% at 1 GiB). A multiple of 2 MiB, so that each
+#: buffer can be backed by huge pages.
 _BUFFER_SIZE = 4 * 1024 * 1024
 _BUFFERS = 6
 PROGRESS_INTERVAL = 5.0
@@ -228,7 +232,7 @@ class WavyOpenSessionsOperator(BaseOperator):
         return dataclasses.replace(summary, sha256=sha256)
 
     def _feed(
-        self, checker: SessionsCsvChecker, chunk: bytes | bytearray, download: FileDownload, where: str
+        self, checker: SessionsCsvChecker, chunk: bytes | _Buffer, download: FileDownload, where: str
     ) -> None:
         from airflow_provider_wavy.sessions_csv import SessionsCsvError
 
@@ -403,9 +407,9 @@ class _Pipeline:
         self._cancelled = False
         self._size = size
         self._unallocated = count  # allocated on demand: a small file needs one or two, not all of them
-        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
-        self._to_hash: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
-        self._to_write: queue.SimpleQueue[tuple[bytearray, int] | None] = queue.SimpleQueue()
+        self._free: queue.SimpleQueue[_Buffer] = queue.SimpleQueue()
+        self._to_hash: queue.SimpleQueue[tuple[_Buffer, int] | None] = queue.SimpleQueue()
+        self._to_write: queue.SimpleQueue[tuple[_Buffer, int] | None] = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._hash_all, name="wavy-download-sha256", daemon=True),
             threading.Thread(target=self._write_all, name="wavy-download-write", daemon=True),
@@ -440,7 +444,7 @@ class _Pipeline:
                     self._error = self._error or error
             self._free.put(buffer)
 
-    def take(self) -> bytearray:
+    def take(self) -> _Buffer:
         """
         Return a free buffer, waiting while all of them are being hashed or written.
 
@@ -448,14 +452,14 @@ class _Pipeline:
         """
         if self._unallocated and self._free.empty():
             self._unallocated -= 1
-            buffer = bytearray(self._size)
+            buffer = _anonymous_buffer(self._size)
         else:
             buffer = self._free.get()
         if self._error is not None:
             raise self._error
         return buffer
 
-    def submit(self, buffer: bytearray, size: int) -> None:
+    def submit(self, buffer: _Buffer, size: int) -> None:
         """
         Queue the first ``size`` bytes of a buffer to be hashed and written; it then returns to the pool.
 
@@ -493,3 +497,28 @@ class _Pipeline:
             for thread in self._threads:
                 thread.join()
             raise
+
+
+def _anonymous_buffer(size: int) -> _Buffer:
+    """
+    Allocate a download buffer the kernel may back with 2 MiB pages (a ``bytearray`` where it cannot).
+
+    A ``bytearray`` is zero-filled at once in 4 KiB pages: about 2.5 ms per 4 MiB buffer on a virtual
+    machine, a tenth of a 100 MiB download. An anonymous private mapping is filled lazily, and with
+    ``MADV_HUGEPAGE`` in 2 MiB pages, which also spares the copy, hash and write passes most TLB misses.
+
+    :param size: the buffer's size in bytes.
+    """
+    import contextlib
+    import mmap
+
+    private = getattr(mmap, "MAP_PRIVATE", None)  # POSIX only
+    if private is None:
+        return bytearray(size)
+    buffer = mmap.mmap(-1, size, flags=private | mmap.MAP_ANONYMOUS)
+    huge_pages = getattr(mmap, "MADV_HUGEPAGE", None)  # Linux only; a no-op where THP is off
+    if huge_pages is not None:
+        # A kernel without transparent huge pages refuses the advice: 4 KiB pages then, as a bytearray has.
+        with contextlib.suppress(OSError):
+            buffer.madvise(huge_pages)
+    return buffer
