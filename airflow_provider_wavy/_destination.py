@@ -101,6 +101,13 @@ def resolve_target(destination: Any, conn_id: str | None, file_name: str) -> Tar
     if isinstance(destination, os.PathLike) and not isinstance(destination, ObjectStoragePath):
         destination = os.fspath(destination)
     if isinstance(destination, ObjectStoragePath):
+        if conn_id:
+            # Ignoring either connection silently would write with credentials the user did not mean.
+            raise ValueError(
+                f"destination_conn_id={conn_id!r} was given with an ObjectStoragePath destination, which "
+                f"carries its own connection: give conn_id={conn_id!r} to the ObjectStoragePath and leave "
+                "destination_conn_id out, or pass the destination as a URL string."
+            )
         scheme = (destination.protocol or "").lower()
         is_folder = str(destination).endswith("/")
         if scheme in _LOCAL_SCHEMES:

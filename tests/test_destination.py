@@ -257,6 +257,19 @@ def test_resolve_s3_through_connection(
             id="conn-for-pathlike",
         ),
         pytest.param(
+            lambda root: ObjectStoragePath("s3://bucket/exports/"),
+            "aws_default",
+            r"destination_conn_id='aws_default' was given with an ObjectStoragePath destination, which "
+            r"carries its own connection: give conn_id='aws_default' to the ObjectStoragePath",
+            id="conn-for-object-storage-path",
+        ),
+        pytest.param(
+            lambda root: ObjectStoragePath(f"file://{root}/x.csv", conn_id="fs_default"),
+            "aws_default",
+            r"destination_conn_id='aws_default' was given with an ObjectStoragePath destination",
+            id="conn-for-local-object-storage-path",
+        ),
+        pytest.param(
             lambda root: "nosuchfs://bucket/x.csv",
             None,
             r"No Airflow file system is registered for nosuchfs://.*Install the provider.*"
