@@ -54,9 +54,13 @@ def describe_transport_error(error: BaseException, url: str, timeout: float) -> 
     :param url: the origin or URL that was being reached (no secret in it).
     :param timeout: the timeout in force, for the message.
     """
+    return describe_network_error(error, url, timeout, timed_out=_timed_out(error))
+
+
+def _timed_out(error: BaseException) -> bool:
+    """Tell whether a ``requests``/urllib3/socket error is a timeout."""
     # urllib3 read timeouts during a streamed body surface as plain errors whose text says "timed out".
-    timed_out = isinstance(error, requests.Timeout) or "timed out" in str(error).lower()
-    return describe_network_error(error, url, timeout, timed_out=timed_out)
+    return isinstance(error, requests.Timeout | TimeoutError) or "timed out" in str(error).lower()
 
 
 class FileDownload:
@@ -134,15 +138,23 @@ class FileDownload:
         return size
 
     def _failure(self, error: BaseException) -> WavyDownloadError:
-        """Describe a transfer that broke off; a short body is reported as such first."""
-        try:
-            check_received_length(self.wire_bytes, self.content_length, self.shown_url)
-        except WavyDownloadError as cut_short:
-            return cut_short
+        """Describe a transfer that broke off: a timeout as such, a closed connection as a short body."""
+        timed_out = _timed_out(error)
+        if not timed_out:
+            try:
+                check_received_length(self.wire_bytes, self.content_length, self.shown_url)
+            except WavyDownloadError as cut_short:
+                return cut_short
         reason = describe_transport_error(error, self.shown_url, self._timeout)
+        of_total = f" of {self.content_length:,}" if self.content_length is not None else ""
+        hint = (
+            " (or raise the wavy connection's timeout extra if the file host is this slow)"
+            if timed_out
+            else ""
+        )
         return WavyDownloadError(
-            f"The download of {self.shown_url} failed after {self.wire_bytes:,} bytes: {reason}. "
-            "Nothing was kept; run the task again."
+            f"The download of {self.shown_url} failed after {self.wire_bytes:,}{of_total} bytes: {reason}. "
+            f"Nothing was kept; run the task again{hint}."
         )
 
 

@@ -52,6 +52,8 @@ class Scenario:
     :param cdn_delay: Seconds to wait before answering a file request.
     :param slow_calls: Only the first N API calls / N file requests are slow (None = all).
     :param truncate_at: The CDN announces the full length but closes after this many body bytes.
+    :param truncate_stall: Seconds the CDN stays silent at ``truncate_at`` before it closes: a transfer that
+        stalls, so the client's read timeout fires first.
     :param redirect: ``api-cross-origin``, ``api-same-origin`` or ``file`` (see docs/sandbox.md).
     :param cdn_not_found_calls: File requests answered with ``cdn_status`` before the file is served.
     :param cdn_status: Status of those early file requests (403 or 404, like a CDN not yet in sync).
@@ -81,6 +83,7 @@ class Scenario:
     cdn_delay: float = 0.0
     slow_calls: int | None = None
     truncate_at: int | None = None
+    truncate_stall: float = 0.0
     redirect: str | None = None
     cdn_not_found_calls: int = 0
     cdn_status: int = 404
@@ -116,7 +119,7 @@ class Scenario:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise ValueError(f"Scenario.{name} must be None or an integer >= 0, got {value!r}")
-        for name in ("api_delay", "cdn_delay"):
+        for name in ("api_delay", "cdn_delay", "truncate_stall"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"Scenario.{name} must be a number of seconds >= 0, got {value!r}")

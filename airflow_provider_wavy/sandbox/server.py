@@ -313,13 +313,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             message = _ERROR_MESSAGES.get(status) or _phrase(status)
         self.send_json(status, {"errorCode": status, "errorMessage": message}, headers)
 
-    def stream(self, chunks: Iterator[bytes], *, chunked: bool, limit: int | None) -> None:
+    def stream(
+        self, chunks: Iterator[bytes], *, chunked: bool, limit: int | None, stall: float = 0.0
+    ) -> None:
         """
         Write a body chunk by chunk, optionally framed as chunked and cut after ``limit`` bytes.
 
         :param chunks: Body chunks.
         :param chunked: Frame with ``Transfer-Encoding: chunked``.
         :param limit: Close the connection after this many body bytes (None = send everything).
+        :param stall: Seconds to stay silent at ``limit`` before closing.
         """
         write = self.wfile.write
         sent = 0
@@ -334,6 +337,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 sent += len(piece)
             if piece is not chunk:
                 # The promised length (or the last chunk) never comes: the client must notice.
+                self.wfile.flush()
+                self.pause(stall, 0, None)
                 self.close_connection = True
                 return
         if chunked:
@@ -521,7 +526,9 @@ class _CdnLogic:
         handler.end_headers()
         if handler.command == "HEAD":
             return
-        handler.stream(chunks, chunked=length is None, limit=scenario.truncate_at)
+        handler.stream(
+            chunks, chunked=length is None, limit=scenario.truncate_at, stall=scenario.truncate_stall
+        )
 
 
 def _phrase(status: int) -> str:

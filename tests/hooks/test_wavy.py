@@ -164,6 +164,16 @@ SCENARIOS = [
         message="cut short: received 50,000 of",
     ),
     p(
+        "stalled-body-times-out",
+        scenario={"rows": 20000, "truncate_at": 50000, "truncate_stall": 3.0},
+        extra={"timeout": 0.5, "max_retries": 0},
+        error=WavyDownloadError,
+        # A stall is a timeout, not a short body, even though fewer bytes came than announced.
+        message=r"failed after [\d,]+ of [\d,]+ bytes: no answer from http://127\.0\.0\.1:\d+/\S* within "
+        r"0\.5s\. Nothing was kept; run the task again \(or raise the wavy connection's timeout extra",
+        min_seconds=0.5,
+    ),
+    p(
         "cross-origin-redirect-refused",
         scenario={"redirect": "api-cross-origin"},
         action="url",

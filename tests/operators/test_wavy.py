@@ -20,7 +20,7 @@ from airflow_provider_wavy.exceptions import WavyDownloadError
 from airflow_provider_wavy.operators import wavy as operator_module
 from airflow_provider_wavy.operators.wavy import DEFAULT_MAX_XCOM_ROWS, WavyOpenSessionsOperator
 from airflow_provider_wavy.sandbox import Scenario, WavySandbox
-from tests.conftest import REPO_ROOT, S3_CONN_ID, SANDBOX_CUSTOMER, SANDBOX_TOKEN
+from tests.conftest import REPO_ROOT, S3_CONN_ID, SANDBOX_CUSTOMER, SANDBOX_TOKEN, set_conn
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -209,6 +209,20 @@ def test_fault_keeps_previous_good_file(
 
     assert final.read_bytes() == good
     assert [p.name for p in tmp_path.iterdir()] == ["sessions.csv"]
+
+
+def test_stalled_download_times_out_and_leaves_nothing(
+    sandbox: WavySandbox, place: Place, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file host that goes silent mid-body fails the task with the read timeout, not "cut short"."""
+    set_conn(monkeypatch, sandbox.connection_json(), extra={"timeout": 0.5, "max_retries": 0})
+    sandbox.scenario = Scenario(rows=200_000, truncate_at=5_000_000, truncate_stall=3.0)
+
+    # The count is of whole buffers read: a buffer the timeout interrupted is not in it.
+    with pytest.raises(WavyDownloadError, match=r"failed after [\d,]+ of 7,000,026 bytes: no answer from"):
+        run(destination=place.destination, destination_conn_id=place.conn_id)
+
+    assert place.listing() == []
 
 
 # -- source of the file URL ---------------------------------------------------------------------------------

@@ -148,6 +148,7 @@ def test_chunk_size_must_be_positive() -> None:
         pytest.param({"api_delay": -1}, id="negative-delay"),
         pytest.param({"slow_calls": -2}, id="negative-slow-calls"),
         pytest.param({"truncate_at": -2}, id="negative-truncate"),
+        pytest.param({"truncate_stall": -0.5}, id="negative-stall"),
         pytest.param({"redirect": "elsewhere"}, id="redirect"),
         pytest.param({"file_body": "pdf"}, id="file-body"),
         pytest.param({"delimiter": ";;"}, id="delimiter"),

@@ -490,6 +490,24 @@ def test_truncated_download(sb: WavySandbox, chunked: bool) -> None:
         assert int(reply.headers["content-length"]) == len(sb.expected_bytes())
 
 
+def test_truncated_download_can_stall_first(sb: WavySandbox) -> None:
+    """With truncate_stall the first bytes arrive at once, then nothing until the connection closes."""
+    use(sb, rows=1000, truncate_at=100, truncate_stall=0.6)
+    parts = urlsplit(file_url(sb))
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        conn.request("GET", parts.path)
+        response = conn.getresponse()
+        started = time.monotonic()
+        assert response.read(100) == sb.expected_bytes()[:100]
+        assert time.monotonic() - started < 0.5
+        with pytest.raises(http.client.IncompleteRead):
+            response.read()
+        assert time.monotonic() - started >= 0.55
+    finally:
+        conn.close()
+
+
 def test_truncation_past_the_end_changes_nothing(sb: WavySandbox) -> None:
     use(sb, rows=3, truncate_at=10_000)
     reply = fetch(file_url(sb))
