@@ -153,7 +153,9 @@ class FileDownload:
             else ""
         )
         return WavyDownloadError(
-            f"The download of {self.shown_url} failed after {self.wire_bytes:,}{of_total} bytes: {reason}. "
+            # At least: bytes a read had taken in when it failed are not counted.
+            f"The download of {self.shown_url} failed after at least {self.wire_bytes:,}{of_total} bytes: "
+            f"{reason}. "
             f"Nothing was kept; run the task again{hint}."
         )
 

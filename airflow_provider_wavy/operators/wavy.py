@@ -108,14 +108,22 @@ class WavyOpenSessionsOperator(BaseOperator):
         """Download and verify the file; return a summary, or the rows in XCom mode."""
         from urllib.parse import urlsplit
 
+        from airflow_provider_wavy._destination import resolve_target
+
         customer, sub_account = self._resolve_ids()
+        # The destination is checked before the API is asked: a bad argument fails without a request.
+        target = None
+        if self.destination is not None:
+            file_name = self._default_file_name(customer, sub_account, context)
+            target = resolve_target(self.destination, self.destination_conn_id, file_name)
+            self._lineage_output = (target.lineage_namespace, target.lineage_name)
         file_url = self._file_url(customer, sub_account)
         parts = urlsplit(file_url)
         # Origin and path only: a signed URL's query string must not reach the lineage backend.
         self._lineage_input = (f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}", parts.path or "/")
-        if self.destination is None:
+        if target is None:
             return self._to_xcom(file_url)
-        return self._to_destination(file_url, customer, sub_account, context)
+        return self._to_destination(file_url, target, context)
 
     def _resolve_ids(self) -> tuple[str | None, str | None]:
         try:
@@ -154,19 +162,10 @@ class WavyOpenSessionsOperator(BaseOperator):
         parts.append(safe_name_part(str(stamp)))
         return "_".join(parts) + ".csv"
 
-    def _to_destination(
-        self, file_url: str, customer: str | None, sub_account: str | None, context: Context
-    ) -> dict[str, Any]:
-        from airflow_provider_wavy._destination import AtomicWriter, resolve_target
-
-        target = resolve_target(
-            self.destination,
-            self.destination_conn_id,
-            self._default_file_name(customer, sub_account, context),
-        )
-        self._lineage_output = (target.lineage_namespace, target.lineage_name)
+    def _to_destination(self, file_url: str, target: Target, context: Context) -> dict[str, Any]:
         from airflow.providers.common.compat.sdk import AirflowException
 
+        from airflow_provider_wavy._destination import AtomicWriter
         from airflow_provider_wavy.exceptions import WavyDownloadError
 
         try:
@@ -515,7 +514,10 @@ def _anonymous_buffer(size: int) -> _Buffer:
     private = getattr(mmap, "MAP_PRIVATE", None)  # POSIX only
     if private is None:
         return bytearray(size)
-    buffer = mmap.mmap(-1, size, flags=private | mmap.MAP_ANONYMOUS)
+    try:
+        buffer = mmap.mmap(-1, size, flags=private | mmap.MAP_ANONYMOUS)
+    except OSError:
+        return bytearray(size)  # e.g. the process's mapping limit: the heap may still have room
     huge_pages = getattr(mmap, "MADV_HUGEPAGE", None)  # Linux only; a no-op where THP is off
     if huge_pages is not None:
         # A kernel without transparent huge pages refuses the advice: 4 KiB pages then, as a bytearray has.

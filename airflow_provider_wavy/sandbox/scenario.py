@@ -123,6 +123,10 @@ class Scenario:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"Scenario.{name} must be a number of seconds >= 0, got {value!r}")
+        if self.truncate_stall and self.truncate_at is None:
+            raise ValueError(
+                "Scenario.truncate_stall needs truncate_at: the stall happens where the body is cut"
+            )
         for name in _BOOL_FIELDS:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"Scenario.{name} must be a bool, got {getattr(self, name)!r}")

@@ -219,7 +219,9 @@ def test_stalled_download_times_out_and_leaves_nothing(
     sandbox.scenario = Scenario(rows=200_000, truncate_at=5_000_000, truncate_stall=3.0)
 
     # The count is of whole buffers read: a buffer the timeout interrupted is not in it.
-    with pytest.raises(WavyDownloadError, match=r"failed after [\d,]+ of 7,000,026 bytes: no answer from"):
+    with pytest.raises(
+        WavyDownloadError, match=r"failed after at least [\d,]+ of 7,000,026 bytes: no answer from"
+    ):
         run(destination=place.destination, destination_conn_id=place.conn_id)
 
     assert place.listing() == []
@@ -351,11 +353,67 @@ def test_bad_arguments_raise_value_error(kwargs: dict[str, Any], message: str) -
         ),
         pytest.param({"file_url": "ftp://host/file"}, "absolute http", id="bad-file-url"),
         pytest.param({"destination": "nosuchfs://b/k.csv"}, "No Airflow file system", id="unknown-scheme"),
+        pytest.param({"destination": "  "}, "destination must be a local path", id="blank-destination"),
+        pytest.param(
+            {"destination": "memory://wavy/", "destination_conn_id": "aws"},
+            "No Airflow file system is registered for memory://",
+            id="conn-for-fsspec-only-scheme",
+        ),
     ],
 )
 def test_bad_arguments_at_run_time(sandbox: WavySandbox, kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         run(**kwargs)
+
+    # A bad destination fails before the API is asked (the file URL check needs no request either).
+    assert sandbox.api_calls == 0
+
+
+def test_object_storage_path_with_destination_conn_id_fails_before_any_request(sandbox: WavySandbox) -> None:
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    with pytest.raises(ValueError, match="carries its own connection"):
+        run(destination=ObjectStoragePath("memory://wavy/exports/"), destination_conn_id="aws")
+
+    assert sandbox.api_calls == 0
+
+
+# -- download buffers ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="anonymous private mappings: Linux here")
+def test_buffers_are_anonymous_mappings() -> None:
+    import mmap
+
+    buffer = operator_module._anonymous_buffer(4 * 1024 * 1024)
+
+    assert isinstance(buffer, mmap.mmap)
+    assert len(buffer) == 4 * 1024 * 1024
+    buffer[-1:] = b"x"  # private and writable
+
+
+@pytest.mark.parametrize("failure", ["no-map-private", "mmap-fails"])
+def test_buffers_fall_back_to_bytearray(
+    sandbox: WavySandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    """Where anonymous mappings are missing (Windows) or refused, downloads still work, from bytearrays."""
+    import mmap
+
+    if failure == "no-map-private":
+        monkeypatch.delattr(mmap, "MAP_PRIVATE", raising=False)
+    else:
+
+        def refuse(*args: Any, **kwargs: Any) -> mmap.mmap:
+            raise OSError(12, "Cannot allocate memory")
+
+        monkeypatch.setattr(mmap, "mmap", refuse)
+    assert isinstance(operator_module._anonymous_buffer(1024), bytearray)
+    sandbox.scenario = Scenario(rows=300_000)  # several buffers' worth
+
+    summary = run(destination=str(tmp_path / "s.csv"))
+
+    assert (tmp_path / "s.csv").read_bytes() == sandbox.expected_bytes()
+    assert summary["sha256"] == hashlib.sha256(sandbox.expected_bytes()).hexdigest()
 
 
 # -- logging, outlets, lineage, import cost -----------------------------------------------------------------
