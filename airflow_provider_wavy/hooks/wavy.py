@@ -145,7 +145,8 @@ class FileDownload:
                 check_received_length(self.wire_bytes, self.content_length, self.shown_url)
             except WavyDownloadError as cut_short:
                 return cut_short
-        reason = describe_transport_error(error, self.shown_url, self._timeout)
+        # The message names the URL once, as its subject.
+        reason = describe_transport_error(error, "the file host", self._timeout)
         of_total = f" of {self.content_length:,}" if self.content_length is not None else ""
         hint = (
             " (or raise the wavy connection's timeout extra if the file host is this slow)"

@@ -169,8 +169,9 @@ SCENARIOS = [
         extra={"timeout": 0.5, "max_retries": 0},
         error=WavyDownloadError,
         # A stall is a timeout, not a short body, even though fewer bytes came than announced.
-        message=r"failed after at least [\d,]+ of [\d,]+ bytes: no answer from http://127\.0\.0\.1:\d+/\S* "
-        r"within 0\.5s\. Nothing was kept; run the task again \(or raise the wavy connection's timeout extra",
+        message=r"^The download of http://127\.0\.0\.1:\d+/\S+ failed after at least [\d,]+ of [\d,]+ bytes: "
+        r"no answer from the file host within 0\.5s\. Nothing was kept; run the task again \(or raise the "
+        r"wavy connection's timeout extra",
         min_seconds=0.5,
     ),
     p(
