@@ -146,7 +146,7 @@ class FileDownload:
             except WavyDownloadError as cut_short:
                 return cut_short
         # The message names the URL once, as its subject.
-        reason = describe_transport_error(error, "the file host", self._timeout)
+        reason = describe_network_error(error, "the file host", self._timeout, timed_out=timed_out)
         of_total = f" of {self.content_length:,}" if self.content_length is not None else ""
         hint = (
             " (or raise the wavy connection's timeout extra if the file host is this slow)"

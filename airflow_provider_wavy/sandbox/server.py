@@ -337,7 +337,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 sent += len(piece)
             if piece is not chunk:
                 # The promised length (or the last chunk) never comes: the client must notice.
-                self.wfile.flush()
                 self.pause(stall, 0, None)
                 self.close_connection = True
                 return
