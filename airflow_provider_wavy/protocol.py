@@ -11,17 +11,17 @@ origin may receive the token. :class:`~airflow_provider_wavy.hooks.wavy.WavyHook
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
 import random
 import re
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from airflow_provider_wavy import __version__
 from airflow_provider_wavy.exceptions import (
@@ -34,9 +34,21 @@ from airflow_provider_wavy.exceptions import (
     WavyResponseError,
     WavyTransientError,
 )
+from airflow_provider_wavy.urls import (
+    Origin,
+    UrlError,
+    check_file_url,
+    cut,
+    describe_url,
+    is_loopback_host,
+    origin_of,
+    redact,
+    resolve_location,
+    strict_url,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
 
 DEFAULT_BASE_URL = "https://api-messaging.wavy.global"
 SESSION_PATH = "/v1/session"
@@ -48,6 +60,12 @@ BACKOFF_BASE = 1.0
 BACKOFF_CAP = 60.0
 MAX_REDIRECTS = 3
 ERROR_TEXT_LIMIT = 300
+#: The longest one API call may take, its retries and their pauses included (extra ``call_timeout``).
+DEFAULT_CALL_TIMEOUT = 600.0
+#: The longest one file download may take, first byte to last (extra ``download_timeout``).
+DEFAULT_DOWNLOAD_TIMEOUT = 3600.0
+#: The largest sessions file accepted, decoded (extra ``max_file_bytes``): about 60 million sessions.
+DEFAULT_MAX_FILE_BYTES = 2 * 1024**3
 USER_AGENT = f"airflow-provider-wavy/{__version__}"
 
 #: 420 is Wavy's own "Message is Rate Limited"; 429 the standard one; every 5xx may pass.
@@ -120,23 +138,6 @@ class RetryPolicy:
         return step / 2 + random.uniform(0, step / 2)  # noqa: S311 - jitter, not cryptography
 
 
-Origin = tuple[str, str, int]
-
-
-def origin_of(url: str) -> Origin:
-    """Return the (scheme, host, port) origin of a URL, with the scheme's default port filled in."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    port = parts.port or (443 if scheme == "https" else 80)
-    return scheme, (parts.hostname or "").lower(), port
-
-
-def describe_url(url: str) -> str:
-    """Return a URL fit for logs and messages: origin and path only (query strings may hold signatures)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
-
-
 _ERRNO_REASON = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
 
 
@@ -189,16 +190,6 @@ def tls_error(url: str, reason: str | None) -> WavyConfigurationError:
     )
 
 
-def is_loopback_host(host: str) -> bool:
-    """Tell whether a host name is this machine (where plain HTTP exposes nothing)."""
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def normalize_base_url(host: str | None, port: int | None = None) -> str:
     """
     Build the API base URL from a connection's host and port.
@@ -211,25 +202,24 @@ def normalize_base_url(host: str | None, port: int | None = None) -> str:
         return DEFAULT_BASE_URL if port is None else f"{DEFAULT_BASE_URL}:{port}"
     if "://" not in text:
         text = f"https://{text}"
-    parts = urlsplit(text)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    if "?" in text or "#" in text:
         raise WavyConfigurationError(
-            f"The connection's host {text!r} is not an http(s) URL or host name. "
-            f"Leave it empty for {DEFAULT_BASE_URL}, or give e.g. 'api-messaging.wavy.global'."
+            f"The connection's host must be a base URL without query or fragment, e.g. {DEFAULT_BASE_URL}."
         )
-    if parts.query or parts.fragment or parts.username:
-        raise WavyConfigurationError(
-            "The connection's host must be a base URL without user, query or fragment, "
-            f"e.g. {DEFAULT_BASE_URL}."
-        )
-    netloc = parts.netloc
     try:
-        has_port = parts.port is not None
-    except ValueError:
-        raise WavyConfigurationError(f"The connection's host {text!r} has an invalid port.") from None
-    if port is not None and not has_port:
+        url = strict_url(text)
+    except UrlError as error:
+        raise WavyConfigurationError(
+            f"The connection's host is not a usable http(s) base URL: {error}. "
+            f"Leave it empty for {DEFAULT_BASE_URL}, or give e.g. 'api-messaging.wavy.global'."
+        ) from None
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if port is not None and parts.port is None:
+        if not 0 < port <= 65535:
+            raise WavyConfigurationError(f"The connection's port {port} is not from 1 to 65535.")
         netloc = f"{netloc}:{port}"
-    return f"{parts.scheme.lower()}://{netloc}{parts.path.rstrip('/')}"
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
 
 
 def _optional_text(value: Any) -> str | None:
@@ -250,6 +240,32 @@ def _positive_number(extra: Mapping[str, Any], key: str, default: float, conn_id
     if not math.isfinite(number) or number <= 0:
         raise WavyConfigurationError(
             f"Connection {conn_id!r}: extra {key!r} must be a positive number of seconds, got {value!r}."
+        )
+    return number
+
+
+def _header_value(value: str | None, field_name: str, conn_id: str) -> str | None:
+    # A newline or control character in a header value is refused by every HTTP library, which would
+    # otherwise surface as a network error and be retried as if the service were down.
+    if value is not None and not all(" " <= ch <= "~" for ch in value):
+        raise WavyConfigurationError(
+            f"Connection {conn_id!r}: the {field_name} holds a character an HTTP header cannot carry (a "
+            "line break, control or non-ASCII character). Paste it again from the Wavy/Sinch portal."
+        )
+    return value
+
+
+def _positive_int(extra: Mapping[str, Any], key: str, default: int, conn_id: str) -> int:
+    value = extra.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise WavyConfigurationError(
+            f"Connection {conn_id!r}: extra {key!r} must be a whole number > 0, got {value!r}."
         )
     return number
 
@@ -282,6 +298,9 @@ class WavySettings:
     :param sub_account_id: the default sub-account id (connection extra).
     :param timeout: seconds to wait for a connection or for the next bytes of an answer.
     :param max_retries: retries of transient failures after the first attempt.
+    :param call_timeout: the longest one API call may take in all, retries and pauses included.
+    :param download_timeout: the longest one file download may take in all.
+    :param max_file_bytes: the largest file accepted, counted decoded (a gzip bomb stops there).
     """
 
     conn_id: str
@@ -292,6 +311,9 @@ class WavySettings:
     sub_account_id: str | None = None
     timeout: float = DEFAULT_TIMEOUT
     max_retries: int = DEFAULT_MAX_RETRIES
+    call_timeout: float = DEFAULT_CALL_TIMEOUT
+    download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
 
     @classmethod
     def from_connection(
@@ -314,8 +336,8 @@ class WavySettings:
         :param password: the Password field (authentication token).
         :param extra: the Extra field as a dict.
         """
-        username = _optional_text(login)
-        token = (password or "").strip()
+        username = _header_value(_optional_text(login), "Login (Wavy UserName)", conn_id)
+        token = _header_value((password or "").strip(), "Password (authentication token)", conn_id) or ""
         missing = [
             name for name, value in (("Login (Wavy UserName)", username), ("Password", token)) if not value
         ]
@@ -324,16 +346,18 @@ class WavySettings:
                 f"Connection {conn_id!r} has no {' and no '.join(missing)}. Set the Login to your Wavy "
                 "UserName and the Password to its authentication token (Wavy/Sinch messaging portal)."
             )
-        assert username is not None  # for mypy: checked just above
         return cls(
             conn_id=conn_id,
             base_url=normalize_base_url(host, port),
-            username=username,
+            username=username or "",
             token=token,
             customer_id=_optional_text(extra.get("customer_id")),
             sub_account_id=_optional_text(extra.get("sub_account_id")),
             timeout=_positive_number(extra, "timeout", DEFAULT_TIMEOUT, conn_id),
             max_retries=_non_negative_int(extra, "max_retries", DEFAULT_MAX_RETRIES, conn_id),
+            call_timeout=_positive_number(extra, "call_timeout", DEFAULT_CALL_TIMEOUT, conn_id),
+            download_timeout=_positive_number(extra, "download_timeout", DEFAULT_DOWNLOAD_TIMEOUT, conn_id),
+            max_file_bytes=_positive_int(extra, "max_file_bytes", DEFAULT_MAX_FILE_BYTES, conn_id),
         )
 
     @classmethod
@@ -382,7 +406,7 @@ class WavySettings:
         """
         customer = _optional_text(customer_id) or self.customer_id
         if not customer:
-            raise ValueError(
+            raise WavyConfigurationError(
                 "No Wavy customer id: pass customer_id to the operator, sensor or hook call, or set the "
                 f"extra 'customer_id' on connection {self.conn_id!r}."
             )
@@ -438,21 +462,15 @@ def build_file_request(file_url: str) -> HttpRequest:
 
     :param file_url: the ``file_url`` the API returned.
     """
-    check_file_url(file_url)
-    return HttpRequest(url=file_url, headers={"Accept": "text/csv, */*", "User-Agent": USER_AGENT})
+    return HttpRequest(url=check_file_url(file_url), headers=FILE_HEADERS)
 
 
-def check_file_url(file_url: str) -> str:
-    """
-    Check that a file URL is an absolute http(s) URL, and return it.
-
-    :param file_url: the URL to check.
-    """
-    parts = urlsplit(file_url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        shown = file_url if len(file_url) <= 80 else f"{file_url[:80]}..."
-        raise ValueError(f"The sessions file URL {shown!r} is not an absolute http(s) URL.")
-    return file_url
+#: The file host gets no credential; only the encodings the provider decodes within its caps are offered.
+FILE_HEADERS: Mapping[str, str] = {
+    "Accept": "text/csv, */*",
+    "Accept-Encoding": "gzip, deflate",
+    "User-Agent": USER_AGENT,
+}
 
 
 def clean_text(text: str, *, secret: str | None = None, limit: int = ERROR_TEXT_LIMIT) -> str:
@@ -463,10 +481,9 @@ def clean_text(text: str, *, secret: str | None = None, limit: int = ERROR_TEXT_
     :param secret: a value to blank out if the server echoed it.
     :param limit: the longest text kept.
     """
-    if secret:
-        text = text.replace(secret, "***")
+    text = redact(text, secret)
     flat = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
-    return flat if len(flat) <= limit else f"{flat[: limit - 3]}..."
+    return cut(flat, limit)
 
 
 def error_text(body: bytes, *, secret: str | None = None) -> str:
@@ -528,9 +545,16 @@ def parse_session_body(body: bytes) -> str | None:
 
 @dataclass(frozen=True)
 class Done:
-    """The call is over: the file URL, or None when the API has no file yet."""
+    """The API call is over: the file URL, or None when the API has no file yet."""
 
     file_url: str | None
+
+
+@dataclass(frozen=True)
+class ReadBody:
+    """The file host answered 2xx at ``url``: read the body now."""
+
+    url: str
 
 
 @dataclass(frozen=True)
@@ -544,32 +568,104 @@ class Retry:
 
 @dataclass(frozen=True)
 class FollowRedirect:
-    """Send ``request`` next (a same-origin redirect, credentials kept)."""
+    """Send ``request`` next (a checked redirect)."""
 
     request: HttpRequest
 
 
 Outcome = Done | Retry | FollowRedirect
 
+#: An API answer larger than this is not Wavy's small JSON: read no further than needed to say so.
+MAX_API_BODY = 1024 * 1024
+#: Enough of an error or redirect answer to quote its reason; the rest is never read.
+MAX_ERROR_BODY = 4096
+#: A CDN may hop through a few hosts before the file.
+MAX_FILE_REDIRECTS = 5
+
+
+def body_limit(status: int) -> int:
+    """Return how many bytes of an answer with ``status`` a transport reads at most (plus one, to tell)."""
+    return MAX_API_BODY if 200 <= status <= 299 else MAX_ERROR_BODY
+
+
+class Deadline:
+    """
+    The total time one call may take, retries and pauses included.
+
+    :param seconds: the time allowed from now; None for no limit.
+    :param what: what is timed, for messages (e.g. "The Wavy API call").
+    :param setting: how the user changes the limit, for messages.
+    :param error: the class of the error raised when the time is up.
+    :param clock: a monotonic clock (tests pass a fake one).
+    """
+
+    def __init__(
+        self,
+        seconds: float | None,
+        *,
+        what: str,
+        setting: str,
+        error: type[WavyError] = WavyTransientError,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.seconds = seconds
+        self.what = what
+        self.setting = setting
+        self._error = error
+        self._clock = clock
+        self._end = None if seconds is None else clock() + seconds
+
+    def remaining(self) -> float:
+        """Return the seconds left (infinite without a limit; never negative)."""
+        return math.inf if self._end is None else max(0.0, self._end - self._clock())
+
+    def bound(self, timeout: float) -> float:
+        """Return ``timeout`` cut to the time left, for one network wait."""
+        return min(timeout, self.remaining())
+
+    def exceeded(self, detail: str = "") -> WavyError:
+        """Return the error of a call that ran out of time."""
+        last = f" (last: {detail})" if detail else ""
+        return self._error(
+            f"{self.what} did not complete within its time limit of {self.seconds:g}s{last}. "
+            f"Try again later, or raise {self.setting}."
+        )
+
 
 class _Attempts:
     """Count failures against a retry policy and turn the last one into a :class:`WavyTransientError`."""
 
-    def __init__(self, policy: RetryPolicy, what: str) -> None:
+    def __init__(self, policy: RetryPolicy, what: str, deadline: Deadline | None = None) -> None:
         self.policy = policy
         self.what = what
         self.retries = 0
+        self.deadline = deadline
 
     def retry_or_raise(self, reason: str, retry_after: float | None = None) -> Retry:
         if self.retries >= self.policy.max_retries:
             attempts = self.retries + 1
             raise WavyTransientError(
                 f"{self.what} failed {attempts} time{'s' if attempts > 1 else ''}, last: {reason}. "
-                "The service may be down or rate limiting: try again later, or raise the connection's "
-                "'max_retries' / 'timeout' extras."
+                f"{_transient_advice(reason)}"
             )
+        delay = self.policy.delay(self.retries + 1, retry_after)
+        if self.deadline is not None and delay >= self.deadline.remaining():
+            # Sleeping past the limit helps nobody: fail now, with what went wrong.
+            raise self.deadline.exceeded(reason)
         self.retries += 1
-        return Retry(delay=self.policy.delay(self.retries, retry_after), reason=reason, number=self.retries)
+        return Retry(delay=delay, reason=reason, number=self.retries)
+
+
+def _transient_advice(reason: str) -> str:
+    if "connect" in reason or "resolve" in reason:
+        return (
+            "Check the host and port (the connection's, or the file URL's), and that this machine can reach "
+            "them; raise the connection's 'max_retries' extra if the service restarts often."
+        )
+    return (
+        "The service may be down or rate limiting: try again later, or raise the connection's "
+        "'max_retries' / 'timeout' extras."
+    )
 
 
 class SessionCall:
@@ -584,6 +680,7 @@ class SessionCall:
     :param customer_id: the customer id, or None for the connection's default.
     :param sub_account_id: the sub-account id, or None for the connection's default.
     :param policy: the retry policy; defaults to the connection's.
+    :param deadline: the call's total time limit; defaults to the connection's ``call_timeout``.
     """
 
     def __init__(
@@ -593,15 +690,19 @@ class SessionCall:
         sub_account_id: str | None = None,
         *,
         policy: RetryPolicy | None = None,
+        deadline: Deadline | None = None,
     ) -> None:
         self.settings = settings
         self.customer_id, self.sub_account_id = settings.resolve_ids(customer_id, sub_account_id)
         self.request = build_session_request(settings, self.customer_id, self.sub_account_id)
         self.policy = policy or settings.retry_policy()
-        self._attempts = _Attempts(self.policy, f"The Wavy API at {settings.base_url}")
+        self.deadline = deadline or Deadline(
+            settings.call_timeout,
+            what=f"The Wavy API call to {settings.base_url}",
+            setting="the connection's 'call_timeout' extra",
+        )
+        self._attempts = _Attempts(self.policy, f"The Wavy API at {settings.base_url}", self.deadline)
         self._redirects = 0
-        # Where the last request went: a relative Location resolves against it, not the first URL.
-        self._current_url = self.request.url
 
     def _ids(self) -> str:
         ids = f"customer_id={self.customer_id!r}"
@@ -621,11 +722,11 @@ class SessionCall:
 
         :param status: the HTTP status.
         :param headers: the answer's headers (case-insensitive mapping).
-        :param body: the answer's body (error and JSON answers are small).
+        :param body: the answer's body, read up to :func:`body_limit` plus one byte.
         """
         token = self.settings.token
         if 200 <= status <= 299:
-            return Done(parse_session_body(body))
+            return Done(self._file_url(body))
         if 300 <= status <= 399 and headers.get("location"):
             return self._redirect(status, headers["location"])
         if is_transient_status(status):
@@ -648,13 +749,29 @@ class SessionCall:
             "Check the customer and sub-account ids."
         )
 
+    def _file_url(self, body: bytes) -> str | None:
+        if len(body) > MAX_API_BODY:
+            raise WavyResponseError(
+                f"The Wavy API answered success with a body over {MAX_API_BODY // 1024} KiB; expected "
+                '{"file_url": "..."}. Check that the connection\'s host is the Wavy API.'
+            )
+        file_url = parse_session_body(body)
+        if file_url is not None and redact(file_url, self.settings.token) != file_url:
+            # Passing it on would hand the token to the file host, the logs and XCom.
+            raise WavyResponseError(
+                "The Wavy API answered a file URL that contains the connection's authentication token; it "
+                "was not used. Check that the connection's host is the Wavy API."
+            )
+        return file_url
+
     def _redirect(self, status: int, location: str) -> FollowRedirect:
-        target = urljoin(self._current_url, location)
+        token = self.settings.token
+        target = resolve_location(self.request.url, location)
         if origin_of(target) != self.settings.origin:
             raise WavyRedirectError(
-                f"The Wavy API answered HTTP {status}, redirecting to {describe_url(target)}, another origin "
-                f"than the connection's {self.settings.base_url}. The token is never sent to another origin: "
-                "set the connection's host to the API's real base URL."
+                f"The Wavy API answered HTTP {status}, redirecting to {describe_url(target, secret=token)}, "
+                f"another origin than the connection's {self.settings.base_url}. The token is never sent to "
+                "another origin: set the connection's host to the API's real base URL."
             )
         self._redirects += 1
         if self._redirects > MAX_REDIRECTS:
@@ -662,24 +779,31 @@ class SessionCall:
                 f"The Wavy API redirected more than {MAX_REDIRECTS} times; check the connection's host."
             )
         url, _, query = target.partition("?")
-        self._current_url = url
         # A redirect that names its own query replaces ours, as a browser would do.
         params = dict(parse_qsl(query, keep_blank_values=True)) if query else dict(self.request.params)
-        return FollowRedirect(HttpRequest(url=url, params=params, headers=self.request.headers))
+        self.request = HttpRequest(url=url, params=params, headers=self.request.headers)
+        return FollowRedirect(self.request)
 
 
 class FileCall:
     """
-    The opening of a sessions-file download (up to its first byte), across retries.
+    The opening of a file download (up to its first byte), across retries and redirects.
 
     :param file_url: the file URL the API returned.
     :param policy: the retry policy.
+    :param deadline: the download's total time limit (shared with the reading of the body).
     """
 
-    def __init__(self, file_url: str, *, policy: RetryPolicy) -> None:
-        self.request = build_file_request(file_url)
-        self.shown_url = describe_url(file_url)
-        self._attempts = _Attempts(policy, f"Downloading {self.shown_url}")
+    def __init__(self, file_url: str, *, policy: RetryPolicy, deadline: Deadline | None = None) -> None:
+        try:
+            self.request = build_file_request(file_url)
+        except UrlError as error:
+            raise WavyResponseError(f"{error} Ask the API for a new file URL.") from None
+        self.shown_url = describe_url(self.request.url)
+        self.policy = policy
+        self.deadline = deadline
+        self._attempts = _Attempts(policy, f"Downloading {self.shown_url}", deadline)
+        self._redirects = 0
 
     def on_transport_error(self, description: str) -> Retry:
         """
@@ -689,16 +813,20 @@ class FileCall:
         """
         return self._attempts.retry_or_raise(description)
 
-    def on_response(self, status: int, headers: Mapping[str, str], body: bytes = b"") -> Done | Retry:
+    def on_response(
+        self, status: int, headers: Mapping[str, str], body: bytes = b""
+    ) -> ReadBody | Retry | FollowRedirect:
         """
-        Interpret the status line of a file download; :class:`Done` means "read the body now".
+        Interpret the status line of a file download.
 
-        :param status: the HTTP status (redirects were already followed by the transport).
+        :param status: the HTTP status.
         :param headers: the answer's headers.
         :param body: the start of an error answer's body, for the message.
         """
         if 200 <= status <= 299:
-            return Done(self.request.url)
+            return ReadBody(self.request.url)
+        if 300 <= status <= 399 and headers.get("location"):
+            return self._redirect(headers["location"])
         if is_transient_status(status):
             return self._attempts.retry_or_raise(
                 f"HTTP {status}", parse_retry_after(headers.get("retry-after"))
@@ -712,6 +840,19 @@ class FileCall:
         raise WavyDownloadError(
             f"The file host answered HTTP {status} for {self.shown_url} ({error_text(body)}). {hint}"
         )
+
+    def _redirect(self, location: str) -> FollowRedirect:
+        # Any origin may serve the file (no credential goes there), but only over http(s), strictly parsed.
+        target = resolve_location(self.request.url, location)
+        self._redirects += 1
+        if self._redirects > MAX_FILE_REDIRECTS:
+            raise WavyRedirectError(
+                f"The file host redirected {self.shown_url} more than {MAX_FILE_REDIRECTS} times; ask the "
+                "API for a new file URL."
+            )
+        self.request = HttpRequest(url=target, headers=FILE_HEADERS)
+        self.shown_url = describe_url(target)
+        return FollowRedirect(self.request)
 
 
 class FirstRowCheck:
@@ -771,10 +912,39 @@ def check_received_length(received: int, expected: int | None, shown_url: str) -
     :param shown_url: the file URL as it may be shown.
     """
     if expected is not None and received != expected:
-        raise WavyDownloadError(
-            f"The download of {shown_url} was cut short: received {received:,} of {expected:,} bytes. "
-            "Nothing was kept; run the task again (it retries by itself if it has retries)."
-        )
+        raise cut_short_error(received, expected, shown_url)
+
+
+def too_large_error(shown_url: str, limit: int, *, announced: int | None = None) -> WavyDownloadError:
+    """
+    Say that a file passed the provider's size cap (counted decoded: a gzip bomb stops there).
+
+    :param shown_url: the file URL as it may be shown.
+    :param limit: the cap in bytes.
+    :param announced: the size the file host announced, when that is what exceeded the cap.
+    """
+    what = f"announces {announced:,} bytes" if announced is not None else "decodes to more bytes than that"
+    return WavyDownloadError(
+        f"The file at {shown_url} is larger than max_file_bytes={limit:,}: it {what}. Nothing was kept. "
+        "If real files are this large, raise the wavy connection's 'max_file_bytes' extra (or the "
+        "operator's max_file_bytes argument); otherwise the file host is not serving the sessions file."
+    )
+
+
+def cut_short_error(received: int, expected: int | None, shown_url: str) -> WavyDownloadError:
+    """
+    Say that the file host closed the connection before the end of the file.
+
+    :param received: bytes received on the wire.
+    :param expected: the announced length; None for a chunked answer (its end was never sent).
+    :param shown_url: the file URL as it may be shown.
+    """
+    of_total = f"{received:,} of {expected:,} bytes" if expected is not None else f"{received:,} bytes"
+    before = "" if expected is not None else ", before the end of its chunked answer"
+    return WavyDownloadError(
+        f"The download of {shown_url} was cut short: the file host closed the connection after {of_total}"
+        f"{before}. Nothing was kept; run the task again (it retries by itself if it has retries)."
+    )
 
 
 def content_length(headers: Mapping[str, str]) -> int | None:
@@ -793,23 +963,32 @@ def content_length(headers: Mapping[str, str]) -> int | None:
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "MAX_API_BODY",
+    "MAX_ERROR_BODY",
+    "Deadline",
     "Done",
     "FileCall",
     "FirstRowCheck",
     "FollowRedirect",
     "HttpRequest",
     "Outcome",
+    "ReadBody",
     "Retry",
     "RetryPolicy",
     "SessionCall",
     "WavyError",
     "WavySettings",
+    "body_limit",
     "build_file_request",
     "build_session_request",
+    "check_file_url",
     "check_received_length",
     "content_length",
+    "cut_short_error",
     "describe_url",
     "is_transient_status",
+    "origin_of",
     "parse_retry_after",
     "parse_session_body",
+    "too_large_error",
 ]

@@ -40,8 +40,6 @@ class RawRequest:
     head: bytes
 
 
-
-
 def answer(
     status: int = 200,
     body: bytes = b"",
@@ -83,13 +81,13 @@ class HostileServer:
     host: str = "127.0.0.1"
     requests: list[RawRequest] = field(default_factory=list)
     _sock: socket.socket | None = None
+    _port: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
     @property
     def port(self) -> int:
-        assert self._sock is not None
-        return int(self._sock.getsockname()[1])
+        return self._port
 
     @property
     def url(self) -> str:
@@ -105,6 +103,7 @@ class HostileServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, 0))
         sock.listen(64)
+        self._port = int(sock.getsockname()[1])
         sock.settimeout(0.2)
         self._sock = sock
         thread = threading.Thread(target=self._accept, name="hostile-accept", daemon=True)

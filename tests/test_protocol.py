@@ -20,6 +20,7 @@ from airflow_provider_wavy.protocol import (
     FileCall,
     FirstRowCheck,
     FollowRedirect,
+    ReadBody,
     Retry,
     RetryPolicy,
     SessionCall,
@@ -63,7 +64,7 @@ def make_settings(**overrides: Any) -> WavySettings:
         pytest.param("http://127.0.0.1", 8080, "http://127.0.0.1:8080", id="port-field-added"),
         pytest.param("http://127.0.0.1:9", 8080, "http://127.0.0.1:9", id="port-in-host-wins"),
         pytest.param(
-            "HTTPS://Example.com/prefix/", None, "https://Example.com/prefix", id="path-kept-no-slash"
+            "HTTPS://Example.com/prefix/", None, "https://example.com/prefix", id="path-kept-no-slash"
         ),
     ],
 )
@@ -132,7 +133,7 @@ def test_resolve_ids_falls_back_to_extras_then_fails_naming_both_places() -> Non
     settings = make_settings(extra={"customer_id": "42", "sub_account_id": "9"})
     assert settings.resolve_ids(None, None) == ("42", "9")
     assert settings.resolve_ids("7", "") == ("7", "9")
-    with pytest.raises(ValueError, match="pass customer_id") as info:
+    with pytest.raises(WavyConfigurationError, match="pass customer_id") as info:
         make_settings(extra={}).resolve_ids(None, None)
     assert "extra 'customer_id' on connection 'wavy_default'" in str(info.value)
 
@@ -304,7 +305,7 @@ def test_file_call() -> None:
     call = FileCall("https://cdn.example/f?sig=abc", policy=RetryPolicy(max_retries=1))
     assert "authenticationToken" not in call.request.headers
     assert "UserName" not in call.request.headers
-    assert isinstance(call.on_response(200, {}), Done)
+    assert isinstance(call.on_response(200, {}), ReadBody)
     assert isinstance(call.on_response(503, {}), Retry)
     with pytest.raises(WavyTransientError):
         call.on_response(503, {})
@@ -314,7 +315,7 @@ def test_file_call() -> None:
 
 
 def test_file_call_rejects_non_http_url() -> None:
-    with pytest.raises(ValueError, match="not an absolute http"):
+    with pytest.raises(WavyResponseError, match="not an absolute http"):
         FileCall("file:///etc/passwd", policy=RetryPolicy())
 
 
@@ -324,7 +325,9 @@ def test_length_helpers() -> None:
     assert content_length({}) is None
     check_received_length(10, 10, "u")
     check_received_length(10, None, "u")
-    with pytest.raises(WavyDownloadError, match="cut short: received 5 of 10 bytes"):
+    with pytest.raises(
+        WavyDownloadError, match="cut short: the file host closed the connection after 5 of 10 bytes"
+    ):
         check_received_length(5, 10, "u")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import http.client
+import math
 import time
 from contextlib import contextmanager
 from functools import cached_property
@@ -11,39 +11,47 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import DecodeError
+from urllib3.util import parse_url
 
 from airflow_provider_wavy import CONN_FIELDS, CONN_TYPE, HOOK_NAME, UI_FIELD_BEHAVIOUR
 from airflow_provider_wavy.exceptions import (
     WavyDownloadError,
     WavyError,
+    WavyRedirectError,
     WavyRequestError,
+    WavyResponseError,
 )
+from airflow_provider_wavy.hooks._download import (
+    DEFAULT_CHUNK_SIZE,
+    TRANSFER_ERRORS,
+    FileDownload,
+    timed_out,
+)
+from airflow_provider_wavy.hooks._watchdog import CallWatch, WatchedAdapter
 from airflow_provider_wavy.protocol import (
     BACKOFF_BASE,
+    MAX_ERROR_BODY,
+    Deadline,
     Done,
     FileCall,
+    FirstRowCheck,
     FollowRedirect,
     HttpRequest,
+    ReadBody,
     Retry,
     RetryPolicy,
     SessionCall,
     WavySettings,
-    check_received_length,
-    content_length,
+    body_limit,
     describe_network_error,
     tls_error,
     tls_failure_reason,
 )
+from airflow_provider_wavy.urls import Origin, describe_url, same_origin
 
 if TYPE_CHECKING:
-    import mmap
     from collections.abc import Iterator
-
-#: An API answer larger than this is not Wavy's small JSON: read no further than needed to say so.
-MAX_API_BODY = 1024 * 1024
-DEFAULT_CHUNK_SIZE = 1024 * 1024
 
 
 def describe_transport_error(error: BaseException, url: str, timeout: float) -> str:
@@ -54,111 +62,30 @@ def describe_transport_error(error: BaseException, url: str, timeout: float) -> 
     :param url: the origin or URL that was being reached (no secret in it).
     :param timeout: the timeout in force, for the message.
     """
-    return describe_network_error(error, url, timeout, timed_out=_timed_out(error))
+    return describe_network_error(error, url, timeout, timed_out=timed_out(error))
 
 
-def _timed_out(error: BaseException) -> bool:
-    """Tell whether a ``requests``/urllib3/socket error is a timeout."""
-    # urllib3 read timeouts during a streamed body surface as plain errors whose text says "timed out".
-    return isinstance(error, requests.Timeout | TimeoutError) or "timed out" in str(error).lower()
-
-
-class FileDownload:
+def check_transport_origin(url: str, origin: Origin) -> None:
     """
-    An open sessions-file download, read as decoded chunks.
+    Refuse to send the token unless ``requests`` itself would connect to ``origin``.
 
-    :param response: the streamed response, status already checked.
-    :param shown_url: the file URL as it may be shown (no query string).
-    :param timeout: the read timeout, for messages.
+    The URL is read with urllib3's parser, the one ``requests`` connects with, so no URL that another
+    parser reads differently can carry the token elsewhere.
+
+    :param url: the prepared URL about to be sent.
+    :param origin: the only origin allowed to receive the token.
     """
-
-    def __init__(self, response: requests.Response, shown_url: str, timeout: float) -> None:
-        self._response = response
-        self.shown_url = shown_url
-        self._timeout = timeout
-        self.content_length = content_length(response.headers)
-        self.content_type: str | None = response.headers.get("content-type")
-        self.content_encoding: str | None = response.headers.get("content-encoding")
-        self._identity = (self.content_encoding or "identity").lower() == "identity"
-        # An identity-encoded body is read by http.client straight into the caller's buffer: urllib3's own
-        # read() allocates a new object per chunk and copies it once more, a third of the CPU of a large
-        # transfer. urllib3 2.x keeps http.client's response as `_fp`; anything else falls back.
-        body = getattr(response.raw, "_fp", None)
-        self._direct = body if self._identity and isinstance(body, http.client.HTTPResponse) else None
-        self._direct_bytes = 0
-
-    @property
-    def expected_size(self) -> int | None:
-        """Return the size of the decoded file when the server announced it, for progress reports."""
-        return self.content_length if self._identity else None
-
-    @property
-    def wire_bytes(self) -> int:
-        """Return the bytes received on the wire so far (compressed, when the transfer is)."""
-        # urllib3 counts what went through it; readinto() counts what it read past it.
-        return int(self._response.raw.tell()) + self._direct_bytes
-
-    def iter_chunks(self, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
-        """
-        Yield the file's decoded bytes, then check that nothing was cut short.
-
-        :param chunk_size: the largest chunk to yield.
-        """
-        raw = self._response.raw
-        try:
-            while True:
-                chunk = raw.read(chunk_size, decode_content=True)
-                if not chunk:
-                    break
-                yield chunk
-        except (Urllib3Error, requests.RequestException, OSError) as error:
-            raise self._failure(error) from None
-        check_received_length(self.wire_bytes, self.content_length, self.shown_url)
-
-    def readinto(self, buffer: bytearray | mmap.mmap) -> int:
-        """
-        Fill ``buffer`` with the file's next decoded bytes; at the end, check that nothing was cut short.
-
-        :param buffer: where to put the bytes; it is filled completely unless the file ends (or breaks off)
-            first.
-        :return: the number of bytes put in ``buffer``, 0 at the end of the file.
-        """
-        try:
-            if self._direct is not None:
-                size = self._direct.readinto(buffer)
-                self._direct_bytes += size
-            else:
-                chunk = self._response.raw.read(len(buffer), decode_content=True)
-                size = len(chunk)
-                buffer[:size] = chunk
-        except (Urllib3Error, requests.RequestException, OSError, http.client.HTTPException) as error:
-            raise self._failure(error) from None
-        if not size:
-            check_received_length(self.wire_bytes, self.content_length, self.shown_url)
-        return size
-
-    def _failure(self, error: BaseException) -> WavyDownloadError:
-        """Describe a transfer that broke off: a timeout as such, a closed connection as a short body."""
-        timed_out = _timed_out(error)
-        if not timed_out:
-            try:
-                check_received_length(self.wire_bytes, self.content_length, self.shown_url)
-            except WavyDownloadError as cut_short:
-                return cut_short
-        # The message names the URL once, as its subject.
-        reason = describe_network_error(error, "the file host", self._timeout, timed_out=timed_out)
-        of_total = f" of {self.content_length:,}" if self.content_length is not None else ""
-        hint = (
-            " (or raise the wavy connection's timeout extra if the file host is this slow)"
-            if timed_out
-            else ""
+    parsed = parse_url(url)
+    if not same_origin(parsed.scheme or "", parsed.host, parsed.port, origin):
+        raise WavyRedirectError(
+            f"A request to {describe_url(url)} would not go to the connection's origin "
+            f"{origin[0]}://{origin[1]}:{origin[2]}; it was not sent, and the token with it."
         )
-        return WavyDownloadError(
-            # At least: bytes a read had taken in when it failed are not counted.
-            f"The download of {self.shown_url} failed after at least {self.wire_bytes:,}{of_total} bytes: "
-            f"{reason}. "
-            f"Nothing was kept; run the task again{hint}."
-        )
+
+
+def _read_capped(response: requests.Response, limit: int) -> bytes:
+    """Read at most ``limit`` + 1 decoded bytes: enough to use the body, or to tell that it is too big."""
+    return response.raw.read(limit + 1, decode_content=True) or b""
 
 
 class WavyHook(BaseHook):
@@ -237,8 +164,9 @@ class WavyHook(BaseHook):
         session = requests.Session()
         # Nothing the API sets may ride along to the file host (a cookie for a parent domain would).
         session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-        # Retries are the protocol's (with Retry-After and logging), never urllib3's silent ones.
-        adapter = HTTPAdapter(max_retries=0, pool_connections=4, pool_maxsize=8)
+        # Retries are the protocol's (with Retry-After and logging), never urllib3's silent ones; the
+        # adapter lets a call's deadline shut its sockets down.
+        adapter = WatchedAdapter(max_retries=0, pool_connections=4, pool_maxsize=8)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         return session
@@ -253,97 +181,178 @@ class WavyHook(BaseHook):
         )
         time.sleep(retry.delay)
 
+    def _send(
+        self, request: HttpRequest, deadline: Deadline, *, token_origin: Origin | None
+    ) -> requests.Response:
+        """Send one GET, redirects not followed, its body streamed; the token only to ``token_origin``."""
+        session = self.session
+        prepared = session.prepare_request(
+            requests.Request("GET", request.url, params=dict(request.params), headers=dict(request.headers))
+        )
+        if token_origin is not None:
+            check_transport_origin(prepared.url or "", token_origin)
+        timeout = deadline.bound(self.settings.timeout)
+        if timeout <= 0:
+            raise deadline.exceeded()
+        # What session.request() would add: proxies and the CA bundle from the environment. The adapter
+        # sends; Session.send() is not used because even without following a redirect it reads the whole
+        # redirect body and parses its Location with another parser.
+        environment = session.merge_environment_settings(prepared.url, {}, True, None, None)
+        adapter = session.get_adapter(prepared.url or "")
+        return adapter.send(
+            prepared,
+            stream=True,
+            timeout=timeout,
+            verify=environment["verify"] if environment["verify"] is not None else True,
+            cert=environment["cert"],
+            proxies=environment["proxies"],
+        )
+
+    def _transport_failure(self, error: BaseException, where: str, watch: CallWatch) -> str:
+        """Describe a failed exchange for a retry, or raise what retrying cannot fix."""
+        if watch.expired:
+            raise watch.deadline.exceeded(describe_transport_error(error, where, self.settings.timeout))
+        if isinstance(error, requests.exceptions.SSLError) or tls_failure_reason(error) is not None:
+            raise tls_error(where, tls_failure_reason(error)) from None
+        return describe_transport_error(error, where, self.settings.timeout)
+
     def get_open_sessions_file_url(
-        self, customer_id: str | None = None, sub_account_id: str | None = None
+        self,
+        customer_id: str | None = None,
+        sub_account_id: str | None = None,
+        *,
+        timeout: float | None = None,
     ) -> str | None:
         """
         Ask the API for the open-sessions file of a customer.
 
         :param customer_id: the customer id; defaults to the connection's ``customer_id`` extra.
         :param sub_account_id: the sub-account id; defaults to the connection's ``sub_account_id`` extra.
+        :param timeout: the longest the whole call may take, retries included; the connection's
+            ``call_timeout`` extra when shorter or not given.
         :return: the file URL, or None when the API has no file yet.
         """
-        policy = self.settings.retry_policy(backoff_base=self.backoff_base)
-        return self._run_session_call(SessionCall(self.settings, customer_id, sub_account_id, policy=policy))
+        return self._run_session_call(self.session_call(customer_id, sub_account_id, timeout=timeout))
+
+    def session_call(
+        self,
+        customer_id: str | None = None,
+        sub_account_id: str | None = None,
+        *,
+        timeout: float | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> SessionCall:
+        """
+        Build one API call with this hook's settings (ids resolved once, deadline started now).
+
+        :param customer_id: the customer id; defaults to the connection's extra.
+        :param sub_account_id: the sub-account id; defaults to the connection's extra.
+        :param timeout: the call's total time limit, if shorter than the connection's ``call_timeout``.
+        :param policy: the retry policy; the connection's by default.
+        """
+        settings = self.settings
+        limit = min(settings.call_timeout, math.inf if timeout is None else max(timeout, 0.0))
+        deadline = Deadline(
+            limit,
+            what=f"The Wavy API call to {settings.base_url}",
+            setting="the connection's 'call_timeout' extra (or the sensor's timeout)",
+        )
+        return SessionCall(
+            settings,
+            customer_id,
+            sub_account_id,
+            policy=policy or settings.retry_policy(backoff_base=self.backoff_base),
+            deadline=deadline,
+        )
 
     def _run_session_call(self, call: SessionCall) -> str | None:
-        settings = call.settings
-        request: HttpRequest = call.request
-        while True:
-            try:
-                response = self.session.get(
-                    request.url,
-                    params=request.params,
-                    headers=dict(request.headers),
-                    timeout=settings.timeout,
-                    allow_redirects=False,
-                    stream=True,
-                )
-            except requests.exceptions.SSLError as error:
-                raise tls_error(settings.base_url, tls_failure_reason(error)) from None
-            except requests.RequestException as error:
-                outcome: Done | Retry | FollowRedirect = call.on_transport_error(
-                    describe_transport_error(error, settings.base_url, settings.timeout)
-                )
-            else:
-                with response:
-                    try:
-                        body = response.raw.read(MAX_API_BODY, decode_content=True) or b""
-                    except (Urllib3Error, requests.RequestException, OSError) as error:
-                        outcome = call.on_transport_error(
-                            describe_transport_error(error, settings.base_url, settings.timeout)
-                        )
-                    else:
-                        outcome = call.on_response(response.status_code, response.headers, body)
-            if isinstance(outcome, Done):
-                return outcome.file_url
-            if isinstance(outcome, FollowRedirect):
-                request = outcome.request
-                continue
-            self._wait(outcome, call.policy)
+        where = self.settings.base_url
+        request = call.request
+        with CallWatch(call.deadline) as watch:
+            while True:
+                try:
+                    with self._send(request, call.deadline, token_origin=self.settings.origin) as response:
+                        body = _read_capped(response, body_limit(response.status_code))
+                    if watch.expired:
+                        # A shut-down socket can end an answer early without an error: it is not an answer.
+                        raise call.deadline.exceeded()
+                except DecodeError:
+                    raise WavyResponseError(
+                        f"The Wavy API at {where} sent an answer that does not decode as its "
+                        "Content-Encoding says; check that the connection's host is the Wavy API."
+                    ) from None
+                except TRANSFER_ERRORS as error:
+                    outcome: Done | Retry | FollowRedirect = call.on_transport_error(
+                        self._transport_failure(error, where, watch)
+                    )
+                else:
+                    outcome = call.on_response(response.status_code, response.headers, body)
+                if isinstance(outcome, Done):
+                    return outcome.file_url
+                if isinstance(outcome, FollowRedirect):
+                    request = outcome.request
+                    continue
+                self._wait(outcome, call.policy)
 
     @contextmanager
-    def open_file(self, file_url: str) -> Iterator[FileDownload]:
+    def open_file(
+        self, file_url: str, *, timeout: float | None = None, max_bytes: int | None = None
+    ) -> Iterator[FileDownload]:
         """
         Open a streamed download of a sessions file; no credential is sent to the file host.
 
-        Connection errors, timeouts, 420, 429 and 5xx before the first byte are retried like API calls.
+        Connection errors, timeouts, 420, 429 and 5xx before the first byte are retried like API calls;
+        redirects are followed here, to http(s) URLs only, reading no more than a few KiB of each.
 
         :param file_url: the URL the API returned.
+        :param timeout: the longest the whole download may take; the connection's ``download_timeout``
+            extra when shorter or not given.
+        :param max_bytes: the largest decoded size accepted; the connection's ``max_file_bytes`` extra by
+            default.
         """
         settings = self.settings
+        limit = min(settings.download_timeout, math.inf if timeout is None else max(timeout, 0.0))
+        deadline = Deadline(
+            limit,
+            what=f"The download of {describe_url(file_url)}",
+            setting="the wavy connection's 'download_timeout' extra (or the operator's download_timeout)",
+            error=WavyDownloadError,
+        )
         policy = settings.retry_policy(backoff_base=self.backoff_base)
-        call = FileCall(file_url, policy=policy)
+        call = FileCall(file_url, policy=policy, deadline=deadline)
+        with CallWatch(deadline) as watch:
+            response = self._open_file_response(call, watch)
+            with response:
+                yield FileDownload(
+                    response,
+                    call.shown_url,
+                    settings.timeout,
+                    watch=watch,
+                    max_bytes=max_bytes or settings.max_file_bytes,
+                )
+
+    def _open_file_response(self, call: FileCall, watch: CallWatch) -> requests.Response:
+        request = call.request
         while True:
             try:
-                response = self.session.get(
-                    call.request.url,
-                    headers=dict(call.request.headers),
-                    timeout=settings.timeout,
-                    stream=True,
-                    allow_redirects=True,
-                )
-            except requests.exceptions.SSLError as error:
-                raise tls_error(call.shown_url, tls_failure_reason(error)) from None
-            except requests.RequestException as error:
-                outcome: Done | Retry = call.on_transport_error(
-                    describe_transport_error(error, call.shown_url, settings.timeout)
+                response = self._send(request, watch.deadline, token_origin=None)
+            except TRANSFER_ERRORS as error:
+                outcome: ReadBody | Retry | FollowRedirect = call.on_transport_error(
+                    self._transport_failure(error, call.shown_url, watch)
                 )
             else:
                 if 200 <= response.status_code <= 299:
-                    outcome = call.on_response(response.status_code, response.headers)
-                else:
-                    with response:
-                        try:
-                            snippet = response.raw.read(4096, decode_content=True) or b""
-                        except (Urllib3Error, requests.RequestException, OSError):
-                            snippet = b""  # the status says enough; the body only adds detail
-                    outcome = call.on_response(response.status_code, response.headers, snippet)
-            if isinstance(outcome, Done):
-                break
-            self._wait(outcome, policy)
-        with response:
-            yield FileDownload(response, call.shown_url, settings.timeout)
+                    return response
+                with response:
+                    try:
+                        snippet = _read_capped(response, MAX_ERROR_BODY)
+                    except TRANSFER_ERRORS:
+                        snippet = b""  # the status says enough; the body only adds detail
+                outcome = call.on_response(response.status_code, response.headers, snippet)
+            if isinstance(outcome, FollowRedirect):
+                request = outcome.request
+            elif isinstance(outcome, Retry):
+                self._wait(outcome, call.policy)
 
     def iter_file_chunks(self, file_url: str, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
         """
@@ -355,12 +364,30 @@ class WavyHook(BaseHook):
         with self.open_file(file_url) as download:
             yield from download.iter_chunks(chunk_size)
 
+    def file_has_rows(self, file_url: str, *, timeout: float | None = None) -> bool:
+        """
+        Tell whether a sessions file holds a data row, reading it no further than that row.
+
+        :param file_url: the URL the API returned.
+        :param timeout: the longest the look may take.
+        :raises WavyResponseError: the file is not the open-sessions CSV.
+        :raises WavyDownloadError: the file cannot be read (the CDN may lag behind the API).
+        """
+        with self.open_file(file_url, timeout=timeout) as download:
+            check = FirstRowCheck(download.shown_url)
+            for chunk in download.iter_chunks(64 * 1024):
+                if check.feed(chunk):
+                    return True
+            return check.finish()
+
     def test_connection(self) -> tuple[bool, str]:
         """Check host and credentials with a real request (Airflow's Test button)."""
         try:
             settings = self.settings
             # One quick try: the Test button should answer in seconds, not after minutes of backoff.
-            call = SessionCall(settings, settings.customer_id or "0", policy=RetryPolicy(max_retries=0))
+            call = self.session_call(
+                settings.customer_id or "0", timeout=settings.timeout, policy=RetryPolicy(max_retries=0)
+            )
             file_url = self._run_session_call(call)
         except WavyRequestError as error:
             if settings.customer_id:
@@ -379,4 +406,10 @@ class WavyHook(BaseHook):
         return True, f"Connected to {settings.base_url} as {settings.username}: {state}{probe}."
 
 
-__all__ = ["FileDownload", "WavyDownloadError", "WavyHook", "describe_transport_error"]
+__all__ = [
+    "FileDownload",
+    "WavyDownloadError",
+    "WavyHook",
+    "check_transport_origin",
+    "describe_transport_error",
+]

@@ -58,6 +58,10 @@ class WavyOpenSessionsOperator(BaseOperator):
     :param max_xcom_rows: in XCom mode, the most rows returned; beyond it the task fails (it never
         truncates): use a destination for larger files.
     :param include_file_url: add the file URL to the returned summary (it may carry a signature).
+    :param download_timeout: the longest the download may take in all, in seconds; the wavy connection's
+        ``download_timeout`` extra (default one hour) when not given or shorter.
+    :param max_file_bytes: the largest file accepted, counted decoded (a compressed "bomb" stops there);
+        the wavy connection's ``max_file_bytes`` extra (default 2 GiB) when not given.
     """
 
     template_fields: Sequence[str] = ("customer_id", "sub_account_id", "file_url", "destination")
@@ -74,9 +78,13 @@ class WavyOpenSessionsOperator(BaseOperator):
         wavy_conn_id: str = "wavy_default",
         max_xcom_rows: int = DEFAULT_MAX_XCOM_ROWS,
         include_file_url: bool = False,
+        download_timeout: float | None = None,
+        max_file_bytes: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        _check_limit("download_timeout", download_timeout, float)
+        _check_limit("max_file_bytes", max_file_bytes, int)
         if destination_conn_id and destination is None:
             raise ValueError(
                 f"destination_conn_id={destination_conn_id!r} was given without a destination: pass "
@@ -92,6 +100,8 @@ class WavyOpenSessionsOperator(BaseOperator):
         self.wavy_conn_id = wavy_conn_id
         self.max_xcom_rows = max_xcom_rows
         self.include_file_url = include_file_url
+        self.download_timeout = download_timeout
+        self.max_file_bytes = max_file_bytes
         self._lineage_input: tuple[str, str] | None = None
         self._lineage_output: tuple[str, str] | None = None
 
@@ -126,9 +136,11 @@ class WavyOpenSessionsOperator(BaseOperator):
         return self._to_destination(file_url, target, context)
 
     def _resolve_ids(self) -> tuple[str | None, str | None]:
+        from airflow_provider_wavy.exceptions import WavyConfigurationError
+
         try:
             return self.hook.settings.resolve_ids(self.customer_id, self.sub_account_id)
-        except ValueError:
+        except WavyConfigurationError:
             if self.file_url:
                 # The file URL alone is enough to download; the ids only name the file then.
                 return None, self.sub_account_id or None
@@ -153,6 +165,9 @@ class WavyOpenSessionsOperator(BaseOperator):
             )
         return file_url
 
+    def _open(self, file_url: str) -> Any:
+        return self.hook.open_file(file_url, timeout=self.download_timeout, max_bytes=self.max_file_bytes)
+
     def _default_file_name(self, customer: str | None, sub_account: str | None, context: Context) -> str:
         from airflow_provider_wavy._destination import safe_name_part
 
@@ -169,7 +184,7 @@ class WavyOpenSessionsOperator(BaseOperator):
         from airflow_provider_wavy.exceptions import WavyDownloadError
 
         try:
-            with self.hook.open_file(file_url) as download, AtomicWriter(target) as writer:
+            with self._open(file_url) as download, AtomicWriter(target) as writer:
                 summary = self._stream(download, writer, target)
                 writer.commit()
         except AirflowException:
@@ -264,7 +279,7 @@ class WavyOpenSessionsOperator(BaseOperator):
         checker = SessionsCsvChecker(hash_bytes=False)
         byte_limit = (self.max_xcom_rows + 1) * _XCOM_BYTES_PER_ROW + 64 * 1024
         chunks: list[bytes] = []
-        with self.hook.open_file(file_url) as download:
+        with self._open(file_url) as download:
             progress = _Progress(self, download.expected_size)
             for chunk in download.iter_chunks(_XCOM_CHUNK_SIZE):
                 self._feed(checker, chunk, download, "XCom")
@@ -315,6 +330,16 @@ class WavyOpenSessionsOperator(BaseOperator):
         inputs = [Dataset(namespace=ns, name=name) for ns, name in filter(None, [self._lineage_input])]
         outputs = [Dataset(namespace=ns, name=name) for ns, name in filter(None, [self._lineage_output])]
         return OperatorLineage(inputs=inputs, outputs=outputs)
+
+
+def _check_limit(name: str, value: object, kind: type) -> None:
+    """Refuse a limit argument that is not a positive number (None means the connection's)."""
+    if value is None:
+        return
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    if not ok or (kind is int and not isinstance(value, int)):
+        noun = "a whole number" if kind is int else "a number of seconds"
+        raise ValueError(f"{name} must be {noun} > 0, or None for the wavy connection's; got {value!r}.")
 
 
 def parse_rows(data: bytes, delimiter: str, columns: Sequence[str], bom: bool) -> list[dict[str, str | None]]:

@@ -79,6 +79,7 @@ class WavyOpenSessionsSensor(BaseSensorOperator):
         self.wavy_conn_id = wavy_conn_id
         self.require_rows = require_rows
         self.deferrable = deferrable
+        self._first_poke_at: float | None = None
 
     @cached_property
     def hook(self) -> WavyHook:
@@ -87,18 +88,24 @@ class WavyOpenSessionsSensor(BaseSensorOperator):
 
         return WavyHook(wavy_conn_id=self.wavy_conn_id)
 
+    def _time_left(self) -> float:
+        """Return the seconds left of the sensor's own timeout: no call of a poke may wait past it."""
+        now = time.monotonic()
+        if self._first_poke_at is None:
+            self._first_poke_at = now
+        return max(0.0, float(self.timeout) - (now - self._first_poke_at))
+
     def poke(self, context: Context) -> PokeReturnValue:
         """Ask the API once (with the hook's retries); done when there is a file URL (with rows, if asked)."""
-        from airflow_provider_wavy.exceptions import WavyConfigurationError, WavyTransientError
+        from airflow_provider_wavy.exceptions import WavyTransientError
 
         try:
-            file_url = self.hook.get_open_sessions_file_url(self.customer_id, self.sub_account_id)
+            file_url = self.hook.get_open_sessions_file_url(
+                self.customer_id, self.sub_account_id, timeout=self._time_left()
+            )
         except WavyTransientError as error:
             self.log.warning("Wavy: %s Still waiting.", error)
             return PokeReturnValue(is_done=False)
-        except ValueError as error:
-            # A missing customer id is fixed by editing the DAG or connection, not by retrying.
-            raise WavyConfigurationError(str(error)) from None
         if file_url is None:
             self.log.info("No Wavy open-sessions file yet.")
             return PokeReturnValue(is_done=False)
@@ -109,16 +116,10 @@ class WavyOpenSessionsSensor(BaseSensorOperator):
 
     def _file_has_rows(self, file_url: str) -> bool:
         from airflow_provider_wavy.exceptions import WavyDownloadError, WavyTransientError
-        from airflow_provider_wavy.protocol import FirstRowCheck, describe_url
 
-        check = FirstRowCheck(describe_url(file_url))
         try:
-            with self.hook.open_file(file_url) as download:
-                # Stop at the first data row: the sensor needs to know, the operator downloads.
-                for chunk in download.iter_chunks(64 * 1024):
-                    if check.feed(chunk):
-                        return True
-            has_rows = check.finish()
+            # Stop at the first data row: the sensor needs to know, the operator downloads.
+            has_rows = self.hook.file_has_rows(file_url, timeout=self._time_left())
         except (WavyDownloadError, WavyTransientError) as error:
             # The CDN may lag behind the API (403/404 for a while): that is "not ready yet".
             self.log.warning("Wavy: %s Still waiting.", error)

@@ -18,6 +18,7 @@ import pytest
 from airflow_provider_wavy.sandbox import Scenario, WavySandbox
 from airflow_provider_wavy.triggers.wavy import WavyOpenSessionsTrigger, shared_ssl_context
 from tests.conftest import SANDBOX_CUSTOMER, SANDBOX_TOKEN, set_conn
+from tests.hostile import always, answer, serve
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -347,14 +348,14 @@ def test_sandbox_customer_is_the_default(sandbox: WavySandbox) -> None:
 
 
 def test_many_triggers_share_one_client_closed_with_the_last(sandbox: WavySandbox) -> None:
-    from airflow_provider_wavy.triggers import wavy
+    from airflow_provider_wavy.hooks import _httpx_client
 
     sandbox.scenario = Scenario(ready_after=60)
 
     async def many() -> list[dict[str, Any]]:
         triggers = [WavyOpenSessionsTrigger(poke_interval=0.05, deadline=time.time() + 20) for _ in range(30)]
         events = list(await asyncio.gather(*(first_event(trigger) for trigger in triggers)))
-        assert asyncio.get_running_loop() not in wavy._clients, "closed when its last trigger ended"
+        assert asyncio.get_running_loop() not in _httpx_client._clients, "closed when its last trigger ended"
         return events
 
     events = asyncio.run(many())
@@ -367,7 +368,7 @@ def test_shared_client_refuses_cookies() -> None:
     """Triggers of different connections share the client: nothing set for one may reach another."""
     import httpx
 
-    from airflow_provider_wavy.triggers.wavy import _no_cookies
+    from airflow_provider_wavy.hooks._httpx_client import _no_cookies
 
     seen: list[str | None] = []
 
@@ -386,21 +387,54 @@ def test_shared_client_refuses_cookies() -> None:
 
 
 def test_httpx_request_log_lines_drop_query_strings(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Airflow 2.11 httpx logs each request at INFO: the provider's signed URLs lose their query there."""
+    csv = b"source;session_created_at\n5511999990000;2026-11-24 10:00:00\n"
+    with serve(always(answer(200, csv, [("Content-Type", "text/csv")]))) as cdn:
+        body = json.dumps({"file_url": f"{cdn.url}/2026/11/24/x/y?X-Signature=s3cr3t-sig"}).encode()
+        with serve(always(answer(200, body, [("Content-Type", "application/json")]))) as api:
+            set_conn(
+                monkeypatch,
+                json.dumps({"conn_type": "wavy", "host": api.url, "login": "u"}),
+                password="t0ken-abcdef",
+                extra={"customer_id": "1"},
+            )
+            caplog.set_level(logging.INFO, logger="httpx")
+            httpx_logger = logging.getLogger("httpx")
+            httpx_logger.addHandler(caplog.handler)
+            try:
+                event, _ = run_trigger(require_rows=True)
+            finally:
+                httpx_logger.removeHandler(caplog.handler)
+    assert event["status"] == "success", event
+    assert f"{cdn.url}/2026/11/24/x/y" in caplog.text
+    assert "s3cr3t-sig" not in caplog.text
+
+
+def test_other_httpx_users_logs_are_left_alone(
     sandbox: WavySandbox, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """On Airflow 2.11 httpx logs each request at INFO: a signed URL's query must not reach the log."""
+    """Nothing process-wide: another library's httpx requests are logged as httpx logs them."""
     import httpx
 
-    # Importing the trigger module (done at the top of this file) installed the filter.
     caplog.set_level(logging.INFO, logger="httpx")
     httpx_logger = logging.getLogger("httpx")
     httpx_logger.addHandler(caplog.handler)
+
+    async def with_a_trigger_running() -> None:
+        sandbox.scenario = Scenario(ready_after=1000)
+        waiting = asyncio.ensure_future(first_event(WavyOpenSessionsTrigger(poke_interval=0.05)))
+        await asyncio.sleep(0.3)  # the trigger's shared client exists now
+        async with httpx.AsyncClient() as other:
+            await other.get(f"{sandbox.cdn_url}/2026/11/24/x/y?X-Signature=other-sig", timeout=5)
+        waiting.cancel()
+
     try:
-        httpx.get(f"{sandbox.cdn_url}/2026/11/24/x/y?X-Signature=s3cr3t-sig", timeout=5)
+        asyncio.run(with_a_trigger_running())
     finally:
         httpx_logger.removeHandler(caplog.handler)
-    assert f"{sandbox.cdn_url}/2026/11/24/x/y" in caplog.text
-    assert "s3cr3t-sig" not in caplog.text
+    assert "X-Signature=other-sig" in caplog.text
 
 
 def test_tls_failure_is_an_error_event(sandbox: WavySandbox, monkeypatch: pytest.MonkeyPatch) -> None:
