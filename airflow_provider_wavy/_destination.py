@@ -18,6 +18,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import urlsplit
 
+from airflow_provider_wavy._sweep import (
+    DEFAULT_LOCAL_MIN_AGE,
+    DEFAULT_STALE_AFTER,
+    lock_for_life,
+    partial_prefix,
+    sweep,
+)
+
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
@@ -167,26 +175,47 @@ class AtomicWriter:
     """
     Write to a temporary sibling of the target, then rename it into place, or delete it on failure.
 
-    Use as a context manager: :meth:`commit` must be called inside the block for the file to be kept.
+    Use as a context manager: :meth:`commit` must be called inside the block for the file to be kept. On
+    entering, it first removes what killed writers of the same target left (see ``_sweep``): temporary
+    files, and on S3 incomplete multipart uploads, never those of a writer still alive.
 
     :param target: where the file ends up.
+    :param stale_after: seconds after which another writer's temporary object, or incomplete upload, is taken
+        for a dead writer's where no lock tells (object stores; local file systems without locks). Give more
+        than the longest a download may take: a shorter value makes a slower live writer fail its commit.
+    :param local_min_age: seconds a local temporary file must have before its lock is asked (a writer holds
+        no lock between creating the file and locking it).
     """
 
-    def __init__(self, target: Target) -> None:
+    def __init__(
+        self,
+        target: Target,
+        *,
+        stale_after: float = DEFAULT_STALE_AFTER,
+        local_min_age: float = DEFAULT_LOCAL_MIN_AGE,
+    ) -> None:
+        for label, value in (("stale_after", stale_after), ("local_min_age", local_min_age)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                raise ValueError(f"{label} must be a number of seconds >= 0, got {value!r}.")
         self.target = target
+        self.stale_after = float(stale_after)
+        self.local_min_age = float(local_min_age)
         folder, slash, name = target.path.rpartition("/")
         # A sibling, so that the final rename stays within one file system (and one bucket).
-        self.temp_path = f"{folder}{slash}.{name}.partial-{uuid.uuid4().hex}"
+        self.temp_path = f"{folder}{slash}{partial_prefix(name)}{uuid.uuid4().hex}"
         self._file: BinaryIO | None = None
         self._committed = False
+        self._locked = False
 
     def __enter__(self) -> AtomicWriter:
-        """Open the temporary file for writing."""
+        """Sweep what killed writers left, then open the temporary file for writing."""
         target = self.target
+        sweep(target.fs, target.path, target.scheme, stale_after=self.stale_after, min_age=self.local_min_age)
         if target.fs is None:
             os.makedirs(os.path.dirname(target.path), exist_ok=True)
             # Unbuffered: chunks are already large, and a second copy through a buffer costs throughput.
             self._file = cast("BinaryIO", open(self.temp_path, "wb", buffering=0))
+            self._locked = lock_for_life(self._file.fileno())
         else:
             self._file = cast("BinaryIO", target.fs.open(self.temp_path, "wb"))
         return self
@@ -210,10 +239,16 @@ class AtomicWriter:
     def commit(self) -> None:
         """Close the temporary file and move it to the final name (overwriting what was there)."""
         assert self._file is not None
-        self._file.close()
         if self.target.fs is None:
-            os.replace(self.temp_path, self.target.path)
+            if self._locked:
+                # Renamed while still open, so locked: closed first, it would be a dead writer's to sweepers.
+                os.replace(self.temp_path, self.target.path)
+                self._file.close()
+            else:
+                self._file.close()
+                os.replace(self.temp_path, self.target.path)
         else:
+            self._file.close()
             self.target.fs.mv(self.temp_path, self.target.path)
         self._committed = True
 
