@@ -294,3 +294,17 @@ def test_sweep_failure_is_a_warning(all_logs: Callable[[], str]) -> None:
     assert "Could not remove" in logs
     assert RefusingFileSystem.refused in logs
     assert "Access Denied" in logs
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        pytest.param({"stale_after": -1}, "stale_after must be a number of seconds >= 0", id="negative"),
+        pytest.param({"stale_after": float("nan")}, "stale_after must be", id="not-a-number"),
+        pytest.param({"local_min_age": True}, "local_min_age must be", id="bool"),
+        pytest.param({"local_min_age": "10"}, "local_min_age must be", id="text"),
+    ],
+)
+def test_bad_ages_are_refused(tmp_path: Path, arguments: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        AtomicWriter(_local(tmp_path), **arguments)
