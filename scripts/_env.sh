@@ -27,19 +27,33 @@ find_python() {
     return 1
 }
 
-# ensure_venv NAME AIRFLOW_VERSION EXTRAS -> prints the venv's bin directory
+# set_group_args GROUPS: sets the array GROUP_ARGS to the uv arguments that install the comma-separated
+# dependency groups (PEP 735) of pyproject.toml, e.g. "test,lint"
+set_group_args() {
+    local group
+    local -a groups
+    IFS=, read -r -a groups <<<"$1"
+    GROUP_ARGS=()
+    for group in "${groups[@]}"; do
+        GROUP_ARGS+=(--group "$ROOT/pyproject.toml:$group")
+    done
+}
+
+# ensure_venv NAME AIRFLOW_VERSION GROUPS -> prints the venv's bin directory
+# GROUPS: comma-separated dependency groups (test, lint) installed beside the editable project.
 ensure_venv() {
-    local name="$1" airflow_version="$2" extras="$3"
+    local name="$1" airflow_version="$2" groups="$3"
     local venv="$ROOT/.venv/$name"
     local constraints="$ROOT/constraints/airflow-$airflow_version.txt"
     local stamp_value
-    stamp_value="$(cat "$constraints" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)-$extras"
+    stamp_value="$(cat "$constraints" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)-$groups"
     if [ -f "$venv/.stamp" ] && [ "$(cat "$venv/.stamp")" = "$stamp_value" ]; then
         echo "$venv/bin"
         return 0
     fi
     local python log
     python="$(find_python)"
+    set_group_args "$groups"
     log="$ROOT/.venv/$name-install.log"
     mkdir -p "$ROOT/.venv"
     echo "Setting up $name (Airflow $airflow_version) in .venv/$name: about a minute, log in .venv/$name-install.log" >&2
@@ -47,7 +61,7 @@ ensure_venv() {
     if ! { "$python" -m venv "$venv" &&
         "$venv/bin/python" -m pip install --quiet "uv==$UV_VERSION" &&
         "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" --constraint "$constraints" \
-            "apache-airflow==$airflow_version" -e "$ROOT[$extras]"; } >"$log" 2>&1; then
+            "apache-airflow==$airflow_version" -e "$ROOT" "${GROUP_ARGS[@]}"; } >"$log" 2>&1; then
         echo "error: installing $name failed; the last lines of $log:" >&2
         grep -v '^WARNING: Location' "$log" | tail -n 20 >&2
         return 1

@@ -7,13 +7,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 python="$(find_python)"
 for spec in "$AIRFLOW3_VERSION:test,lint" "$AIRFLOW2_VERSION:test,lint"; do
     version="${spec%%:*}"
-    extras="${spec#*:}"
+    groups="${spec#*:}"
+    set_group_args "$groups"
     tmp="$(mktemp -d)"
-    echo "resolving Airflow $version [$extras] ..." >&2
+    echo "resolving Airflow $version with the dependency groups $groups ..." >&2
     "$python" -m venv "$tmp/venv"
     "$tmp/venv/bin/python" -m pip install --quiet "uv==$UV_VERSION" 2>/dev/null
     if ! "$tmp/venv/bin/uv" pip install --quiet --python "$tmp/venv/bin/python" \
-        "apache-airflow==$version" -e "$ROOT[$extras]" >"$tmp/install.log" 2>&1; then
+        "apache-airflow==$version" -e "$ROOT" "${GROUP_ARGS[@]}" >"$tmp/install.log" 2>&1; then
         tail -n 30 "$tmp/install.log" >&2
         exit 1
     fi
