@@ -36,6 +36,9 @@ _XCOM_CHUNK_SIZE = 1024 * 1024
 _BUFFER_SIZE = 4 * 1024 * 1024
 _BUFFERS = 6
 PROGRESS_INTERVAL = 5.0
+#: Time allowed to close and rename (on object stores: copy) a complete download: with the download's own
+#: time limit, the age past which a temporary sibling cannot belong to a live writer.
+_COMMIT_MARGIN = 1800.0
 
 
 class WavyOpenSessionsOperator(BaseOperator):
@@ -165,6 +168,11 @@ class WavyOpenSessionsOperator(BaseOperator):
             )
         return file_url
 
+    def _download_limit(self) -> float:
+        """Return the longest a download may take: a writer's temporary file is never older (plus commit)."""
+        own = self.download_timeout if self.download_timeout is not None else float("inf")
+        return min(self.hook.settings.download_timeout, own)
+
     def _open(self, file_url: str) -> Any:
         return self.hook.open_file(file_url, timeout=self.download_timeout, max_bytes=self.max_file_bytes)
 
@@ -184,7 +192,11 @@ class WavyOpenSessionsOperator(BaseOperator):
         from airflow_provider_wavy.exceptions import WavyDownloadError
 
         try:
-            with self._open(file_url) as download, AtomicWriter(target) as writer:
+            writer_lifetime = self._download_limit() + _COMMIT_MARGIN
+            with (
+                self._open(file_url) as download,
+                AtomicWriter(target, stale_after=writer_lifetime) as writer,
+            ):
                 summary = self._stream(download, writer, target)
                 writer.commit()
         except AirflowException:
