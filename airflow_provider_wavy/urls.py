@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Final
-from urllib.parse import SplitResult, quote, quote_plus, urljoin, urlsplit
+from urllib.parse import SplitResult, quote, quote_plus, unquote, unquote_plus, urljoin, urlsplit
 
 from airflow_provider_wavy.exceptions import WavyRedirectError
 
@@ -57,6 +57,12 @@ def redact(text: str, secret: str | None) -> str:
         return text
     for form in {secret, quote(secret, safe=""), quote_plus(secret, safe="")}:
         text = text.replace(form, "***")
+    # A server may escape characters that need none (%2D for "-"): look at the decoded text too, and show
+    # that decoded form where it still held the secret.
+    for decode in (unquote, unquote_plus):
+        decoded = decode(text)
+        if secret in decoded:
+            text = decoded.replace(secret, "***")
     return text
 
 

@@ -454,3 +454,32 @@ def test_last_look_at_the_deadline(sandbox: WavySandbox) -> None:
     assert event["status"] == "success", event
     assert sandbox.api_calls == 2
     assert 0.9 <= seconds < 5, "it waited for the deadline, not for the 30 s interval"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"rejected token tok-TRIG-77aa-SECRET", id="plain-echo"),
+        pytest.param(b'{"errorMessage": "tok%2DTRIG%2D77aa%2DSECRET is wrong"}', id="percent-encoded-echo"),
+    ],
+)
+def test_token_is_masked_on_the_triggerer_and_never_in_an_event(
+    body: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server echoing the token: the event holds none of it, and the triggerer's masker knows it."""
+    from airflow.providers.common.compat.sdk import redact
+
+    token = "tok-TRIG-77aa-SECRET"
+    with serve(always(answer(400, body))) as api:
+        set_conn(
+            monkeypatch,
+            json.dumps({"conn_type": "wavy", "host": api.url, "login": "u", "password": token}),
+            extra={"customer_id": "1"},
+        )
+        event, _ = run_trigger()
+    assert event["status"] == "error", event
+    assert event["error_class"] == "WavyRequestError"
+    assert "HTTP 400" in event["message"]
+    assert token not in json.dumps(event)
+    assert "tok%2DTRIG" not in json.dumps(event)
+    assert token not in str(redact(f"the token is {token}"))
