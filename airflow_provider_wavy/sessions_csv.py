@@ -84,7 +84,8 @@ _LF_THEN_TERMINATOR: Final = re.compile(rb"\n[\r\n]")
 _LONE_CR: Final = re.compile(rb"\r[^\n]")
 # Counters for quote-free chunks that do have blank lines or lone CRs: each match is a line end directly
 # followed by another line end, that is one blank line.
-_BLANK_AFTER_LF: Final = re.compile(rb"\n(?=\n)")
+# Every byte but LF read as "a": a run of LFs then starts at each "a\n" (or at the chunk's start).
+_LF_OR_A: Final = bytes(_b if _b == 0x0A else 0x61 for _b in range(256))
 _BLANK_AFTER_LF_OR_CRLF: Final = re.compile(rb"\n(?=[\r\n])")
 _BLANK_AFTER_LONE_CR: Final = re.compile(rb"\r(?=\r)")
 _EVENT: Final = re.compile(rb'["\r\n]')
@@ -674,7 +675,12 @@ class SessionsCsvChecker:
         if numpy is None:
             chunk = _with_count(chunk)
             line_ends = chunk.count(b"\n")
-            return line_ends, len(_BLANK_AFTER_LF.findall(chunk)) if _LF_LF.search(chunk) else 0
+            if not _LF_LF.search(chunk):
+                return line_ends, 0
+            # LFs right after an LF = all LFs - runs of LFs. Counted with C-speed scans: a regular
+            # expression listing each blank line costs milliseconds per 64 KiB of blank lines.
+            runs = chunk.translate(_LF_OR_A).count(b"a\n") + (chunk[0] == _LF)
+            return line_ends, line_ends - runs
         size = len(chunk)
         if self._scratch is None or len(self._scratch) < 2 * size:
             self._scratch = numpy.empty(2 * size, dtype=numpy.bool_)
