@@ -11,7 +11,6 @@ origin may receive the token. :class:`~airflow_provider_wavy.hooks.wavy.WavyHook
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
@@ -490,20 +489,24 @@ def error_text(body: bytes, *, secret: str | None = None) -> str:
     """
     Pull the human-readable reason out of an error answer (``errorMessage`` when it is Wavy's JSON).
 
+    Never raises: a body that is not readable JSON (nested, binary, huge) is shown as bounded text.
+
     :param body: the answer's body.
     :param secret: a value to blank out if the server echoed it.
     """
-    text = body[:4096].decode("utf-8", errors="replace")
+    from airflow_provider_wavy._json_body import JsonBodyError, load_json
+
+    head = body[:4096]
     try:
-        document = json.loads(text)
-    except ValueError:
+        document = load_json(head)
+    except JsonBodyError:
         document = None
     if isinstance(document, dict):
         for key in ("errorMessage", "message", "error", "detail"):
             value = document.get(key)
             if isinstance(value, str) and value.strip():
                 return clean_text(value, secret=secret)
-    return clean_text(text, secret=secret) or "no details in the answer"
+    return clean_text(head.decode("utf-8", errors="replace"), secret=secret) or "no details in the answer"
 
 
 def parse_session_body(body: bytes) -> str | None:
@@ -513,20 +516,23 @@ def parse_session_body(body: bytes) -> str | None:
     :param body: the JSON body of an HTTP 2xx answer.
     :return: the file URL, or None when the API has no file yet (``file_url`` missing, null or empty; or
         the lists endpoint's shape without ``data``).
+    :raises WavyResponseError: the body is not the expected JSON; the message quotes a bounded excerpt.
     """
+    from airflow_provider_wavy._json_body import MAX_FILE_URL_CHARS, JsonBodyError, json_type, load_json
+
     if not body.strip():
         return None
     try:
-        document = json.loads(body)
-    except ValueError:
+        document = load_json(body)
+    except JsonBodyError as error:
         raise WavyResponseError(
-            "The Wavy API answered success with a body that is not JSON "
-            f"({clean_text(body[:200].decode('utf-8', errors='replace'))!r}); expected "
+            f"The Wavy API answered success with a body that is not JSON the provider reads ({error}), "
+            f"starting {clean_text(body[:200].decode('utf-8', errors='replace'), limit=120)!r}; expected "
             '{"file_url": "..."}. Check that the connection\'s host is the Wavy API.'
         ) from None
     if not isinstance(document, dict):
         raise WavyResponseError(
-            f"The Wavy API answered a JSON {type(document).__name__}, expected an object with 'file_url'."
+            f"The Wavy API answered a JSON {json_type(document)}, expected an object with 'file_url'."
         )
     for key in ("file_url", "data"):
         value = document.get(key)
@@ -534,10 +540,17 @@ def parse_session_body(body: bytes) -> str | None:
             continue
         if not isinstance(value, str):
             raise WavyResponseError(
-                f"The Wavy API answered {key!r} as a JSON {type(value).__name__}, expected a URL string."
+                f"The Wavy API answered {key!r} as a JSON {json_type(value)}, expected a URL string."
+            )
+        value = value.strip()
+        if len(value) > MAX_FILE_URL_CHARS:
+            raise WavyResponseError(
+                f"The Wavy API answered a {key!r} of {len(value):,} characters (at most "
+                f"{MAX_FILE_URL_CHARS:,} are accepted), starting {clean_text(value[:80], limit=80)!r}: it is "
+                "not a file URL. Check that the connection's host is the Wavy API."
             )
         try:
-            return check_file_url(value.strip())
+            return check_file_url(value)
         except ValueError as error:
             raise WavyResponseError(f"The Wavy API answered an unusable {key!r}: {error}") from None
     return None

@@ -173,8 +173,8 @@ def test_parse_session_body(body: bytes, expected: str | None) -> None:
     ("body", "message"),
     [
         pytest.param(b"<html>oops</html>", "not JSON", id="html"),
-        pytest.param(b"[1, 2]", "JSON list", id="list"),
-        pytest.param(b'{"file_url": 12}', "JSON int", id="number"),
+        pytest.param(b"[1, 2]", "JSON array", id="list"),
+        pytest.param(b'{"file_url": 12}', "JSON number", id="number"),
         pytest.param(b'{"file_url": "/relative/path"}', "not an absolute http", id="relative"),
         pytest.param(b'{"file_url": "ftp://x/y"}', "not an absolute http", id="ftp"),
     ],
@@ -423,3 +423,113 @@ def test_first_row_check_names_a_file_that_is_not_the_csv(body: bytes, at_finish
             check.feed(body)
     assert info.value.__cause__ is None
     assert info.value.__suppress_context__
+
+
+# -- hostile JSON bodies: one WavyResponseError (or bounded text), never RecursionError ------------------
+
+_URL_1MB = b"https://cdn.example/" + b"a" * 1_000_000
+_DEEP = 100_000
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        pytest.param(b"[" * _DEEP + b"]" * _DEEP, "nested more than", id="deep-arrays-1e5"),
+        pytest.param(b"[" * 1_000_000, "nested more than", id="deep-open-arrays-1e6"),
+        pytest.param(b'{"a":' * _DEEP + b"1" + b"}" * _DEEP, "nested more than", id="deep-objects-1e5"),
+        pytest.param(
+            b'{"file_url": ' + b"[" * _DEEP + b"]" * _DEEP + b"}", "nested more than", id="deep-file-url"
+        ),
+        pytest.param(
+            b'{"file_url": {"href": "https://x/y"}}', "'file_url' as a JSON object", id="url-object"
+        ),
+        pytest.param(b'{"data": [["https://x/y"]]}', "'data' as a JSON array", id="data-array"),
+        pytest.param(b'{"file_url": ' + b"1" * 5000 + b"}", "digits", id="huge-int"),
+        pytest.param(b'{"file_url": ' + b"1" * 1_000_000 + b"}", "digits", id="huge-int-1mb"),
+        pytest.param(b'{"file_url": NaN}', "NaN", id="nan"),
+        pytest.param(b'{"file_url": -Infinity}', "Infinity", id="infinity"),
+        pytest.param(
+            b'{"file_url": "https://a.example/x", "file_url": "https://b.example/y"}',
+            "'file_url' appears twice",
+            id="duplicate-key",
+        ),
+        pytest.param(b'{"file_url": "https://x/\xff"}', r"not UTF-8.*0xff", id="not-utf8"),
+        pytest.param('{"file_url": "https://x/y"}'.encode("utf-16"), "UTF-16", id="utf16-with-bom"),
+        pytest.param('{"file_url": "https://x/y"}'.encode("utf-16-le"), "not JSON", id="utf16-no-bom"),
+        pytest.param(b"null", "JSON null", id="null"),
+        pytest.param(b'"https://cdn.example/a"', "JSON string", id="top-level-string"),
+        pytest.param(b"[1, 2]", "JSON array", id="top-level-array"),
+        pytest.param(b"42", "JSON number", id="top-level-number"),
+        pytest.param(b"true", "JSON true or false", id="top-level-bool"),
+        pytest.param(b'{"file_url": "' + _URL_1MB + b'"}', "1,000,020 characters", id="url-1mb"),
+        pytest.param(b'{"data": "' + b"x" * 1_000_000 + b'"}', "characters", id="data-1mb-not-url"),
+        pytest.param(b'{"file_url": "https://x/' + b"a" * 1_000_000, "not JSON", id="unterminated-1mb"),
+        pytest.param(b'{"file_url": "\\' + b'\\"' * 300_000 + b"\\", "not JSON", id="escapes-unterminated"),
+    ],
+)
+def test_parse_session_body_hostile(body: bytes, message: str) -> None:
+    with pytest.raises(WavyResponseError, match=message) as caught:
+        parse_session_body(body)
+    text = str(caught.value)
+    assert len(text) < 600, "the message quotes a bounded excerpt"
+    assert "Traceback" not in text
+    assert "JSONDecodeError" not in text
+    assert "RecursionError" not in text
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(b'\xef\xbb\xbf{"file_url": "https://cdn.example/a"}', "https://cdn.example/a", id="bom"),
+        pytest.param(
+            b'{"file_url": "https://cdn.example/a", "x": [[[1]]]}', "https://cdn.example/a", id="nested-ok"
+        ),
+        pytest.param(
+            b'{"file_url": "https://cdn.example/' + b"a" * 4000 + b'"}',
+            "https://cdn.example/" + "a" * 4000,
+            id="long-signed-url",
+        ),
+        pytest.param(
+            b'{"file_url": "https://cdn.example/a", "n": 1.5e300}', "https://cdn.example/a", id="float"
+        ),
+    ],
+)
+def test_parse_session_body_accepts(body: bytes, expected: str) -> None:
+    assert parse_session_body(body) == expected
+
+
+def test_parse_session_body_deep_nesting_fails_the_same_in_a_deep_call_stack() -> None:
+    # The limit is the provider's own, not what is left of the interpreter's recursion budget.
+    def nest(levels: int) -> Exception:
+        if levels:
+            return nest(levels - 1)
+        with pytest.raises(WavyResponseError) as caught:
+            parse_session_body(b"[" * 40 + b"]" * 40)
+        return caught.value
+
+    assert "nested more than" in str(nest(800))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"[" * 4096, id="deep-arrays"),
+        pytest.param(b'{"errorMessage": ' * 1000 + b'"x"' + b"}" * 1000, id="deep-objects"),
+        pytest.param(b'{"errorMessage": "' + b"y" * 1_000_000 + b'"}', id="huge-message"),
+        pytest.param(b'{"errorMessage": ' + b"9" * 5000 + b"}", id="huge-int"),
+        pytest.param(b'{"errorMessage": NaN}', id="nan"),
+        pytest.param(b"\xff\xfe\x00\x01" * 2000, id="binary"),
+        pytest.param('{"errorMessage": "bad"}'.encode("utf-16"), id="utf16"),
+        pytest.param(b"null", id="null"),
+        pytest.param(b'["errorMessage"]', id="array"),
+    ],
+)
+def test_error_text_of_hostile_bodies_is_bounded_text(body: bytes) -> None:
+    text = error_text(body, secret=TOKEN)
+    assert isinstance(text, str)
+    assert 0 < len(text) <= 300
+
+
+def test_error_text_reads_a_duplicate_free_error_and_hides_the_token() -> None:
+    body = b'{"errorMessage": "no user for token ' + TOKEN.encode() + b'", "extra": [[[]]]}'
+    assert error_text(body, secret=TOKEN) == "no user for token ***"
