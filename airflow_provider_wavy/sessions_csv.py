@@ -88,7 +88,7 @@ _LONE_CR: Final = re.compile(rb"\r[^\n]")
 _LF_OR_A: Final = bytes(_b if _b == 0x0A else 0x61 for _b in range(256))
 _BLANK_AFTER_LF_OR_CRLF: Final = re.compile(rb"\n(?=[\r\n])")
 _BLANK_AFTER_LONE_CR: Final = re.compile(rb"\r(?=\r)")
-_EVENT: Final = re.compile(rb'["\r\n]')
+_CHUNK_START_QUOTE: Final = re.compile(rb'"')
 #: Quote-free chunks at least this large are counted with NumPy when it is installed. Below it the call
 #: overhead outweighs the gain, and a small file never pays NumPy's import (tens of ms).
 VECTOR_MIN_BYTES: Final = 256 * 1024
@@ -123,6 +123,14 @@ def _simple_lines(delimiter: bytes) -> re.Pattern[bytes]:
 
 
 _SIMPLE_LINES: Final[dict[str, re.Pattern[bytes]]] = {d: _simple_lines(d.encode()) for d in DELIMITERS}
+# Outside quotes, the bytes the state machine must stop at: a line end, or a quote at the start of a field
+# (elsewhere csv keeps a quote as text, so a field full of them is skipped in C, not quote by quote). The
+# look-behind sees bytes before ``pos``; only a quote at a chunk's first byte needs the previous chunk.
+_EVENTS: Final[dict[str, re.Pattern[bytes]]] = {
+    d: re.compile(rb"[\r\n]|(?<=[\r\n" + re.escape(d.encode()) + rb'])"') for d in DELIMITERS
+}
+# Inside quotes: text and escaped quotes (""), up to the quote that may close the field or the chunk's end.
+_QUOTED_RUN: Final = re.compile(rb'[^"]*+(?:""[^"]*+)*+')
 
 
 class SessionsCsvError(ValueError):
@@ -415,6 +423,7 @@ class SessionsCsvChecker:
         self._bom = False
         # Body state, carried across chunk boundaries.
         self._simple = _SIMPLE_LINES[DELIMITERS[0]]
+        self._events = _EVENTS[DELIMITERS[0]]
         self._delimiter_byte = 0
         self._quote = _OUT
         self._line_empty = True  # the current record has no byte yet (a line end here is a blank line)
@@ -565,6 +574,7 @@ class SessionsCsvChecker:
             ) from None
         self._bom = bom > 0
         self._simple = _SIMPLE_LINES[self._delimiter]
+        self._events = _EVENTS[self._delimiter]
         self._delimiter_byte = ord(self._delimiter)
         return end
 
@@ -727,8 +737,9 @@ class SessionsCsvChecker:
         line_empty = self._line_empty
         while pos < size:
             if quote == _IN:
-                pos = chunk.find(b'"', pos) + 1  # line ends inside quotes are data
-                if pos == 0:
+                run = _QUOTED_RUN.match(chunk, pos)
+                pos = run.end() + 1 if run is not None else pos + 1  # line ends inside quotes are data
+                if pos > size:
                     pos = size
                     break
                 quote = _AFTER
@@ -739,7 +750,10 @@ class SessionsCsvChecker:
                     pos += 1
                     continue
                 quote = _OUT  # the quoted field ended; csv keeps any following text in the same field
-            event = _EVENT.search(chunk, pos)
+            if pos == 0 and chunk[0] == _QUOTE and self._last in (self._delimiter_byte, _LF, _CR):
+                event: re.Match[bytes] | None = _CHUNK_START_QUOTE.match(chunk)
+            else:
+                event = self._events.search(chunk, pos)
             at = size if event is None else event.start()
             if at > pos:  # field bytes
                 line_empty = False
@@ -747,13 +761,10 @@ class SessionsCsvChecker:
                 pos = size
                 break
             pos = at + 1
-            if chunk[at] == _QUOTE:
+            if chunk[at] == _QUOTE:  # only a quote at the start of a field is an event: it opens quoting
                 line_empty = False
-                previous = chunk[at - 1] if at else self._last
-                if previous in (self._delimiter_byte, _LF, _CR):  # a quote at the start of a field opens it
-                    quote = _IN
-                    self._quote_offset = base + at
-                # elsewhere csv keeps the quote as text
+                quote = _IN
+                self._quote_offset = base + at
             else:
                 if not line_empty:
                     self._rows += 1

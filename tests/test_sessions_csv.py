@@ -622,3 +622,40 @@ def test_property_messy_bodies_count_like_csv_reader(
             verify(chunks)
     else:
         assert verify(chunks).rows == rows
+
+
+# -- lines without a line break: the checker holds none of them -------------------------------------------
+
+_MIB = 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("start", "piece", "end", "rows"),
+    [
+        pytest.param(b"", b"5519" * (_MIB // 4), b"\n", 1, id="100MiB-unquoted-line"),
+        pytest.param(b'"', b"ab;\n\r" * (_MIB // 5), b'"\n', 1, id="100MiB-quoted-field"),
+        pytest.param(b'"', b'x""' * (_MIB // 3), b'"\n', 1, id="100MiB-quoted-escapes"),
+        pytest.param(b"", b";" * _MIB, b"\n", 1, id="100MiB-of-delimiters"),
+    ],
+)
+@pytest.mark.parametrize("buffer", [pytest.param(bytes, id="bytes"), pytest.param(bytearray, id="bytearray")])
+def test_a_row_without_line_break_is_never_buffered(
+    start: bytes, piece: bytes, end: bytes, rows: int, buffer: type[bytes] | type[bytearray]
+) -> None:
+    import tracemalloc
+
+    checker = SessionsCsvChecker(hash_bytes=False)
+    chunk = buffer(piece)
+    tracemalloc.start()
+    try:
+        checker.feed(b"source;session_created_at\n" + start)
+        for _ in range(100):
+            checker.feed(chunk)
+        checker.feed(end)
+        summary = checker.finish()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert summary.rows == rows
+    assert peak < 4 * _MIB, f"peak {peak / _MIB:.1f} MiB while checking a 100 MiB row"
