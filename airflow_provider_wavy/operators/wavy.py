@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_provider_wavy._xcom import parse_rows  # re-exported: it lived here
+
 if TYPE_CHECKING:
     import mmap
     from collections.abc import Callable, Sequence
@@ -24,9 +26,10 @@ if TYPE_CHECKING:
 #: takes in one XCom row (MySQL's default max_allowed_packet is 64 MB, but the XCom table is read whole by
 #: the UI and by each consumer), and small enough to keep a worker's memory flat.
 DEFAULT_MAX_XCOM_ROWS = 10_000
-#: In XCom mode the file is held in memory; rows longer than this on average mean it is not the sessions
-#: CSV (a row is ~35 bytes), so the download stops before memory grows with it.
-_XCOM_BYTES_PER_ROW = 1024
+#: XCom mode holds the file in memory and returns its rows as JSON: both stay under this many bytes. A
+#: sessions row is ~35 bytes of CSV and ~75 of JSON, so DEFAULT_MAX_XCOM_ROWS rows weigh ~0.8 MB; the bound
+#: leaves ten times that, and stops a file of wide or enormous rows before memory grows with it.
+DEFAULT_MAX_XCOM_BYTES = 8 * 1024 * 1024
 #: XCom mode reads small files (10,000 rows are ~0.4 MB) in chunks of this size.
 _XCOM_CHUNK_SIZE = 1024 * 1024
 #: A download to a destination streams through a fixed pool of buffers, so memory does not grow with the
@@ -60,6 +63,10 @@ class WavyOpenSessionsOperator(BaseOperator):
     :param wavy_conn_id: the ``wavy`` connection.
     :param max_xcom_rows: in XCom mode, the most rows returned; beyond it the task fails (it never
         truncates): use a destination for larger files.
+    :param max_xcom_bytes: in XCom mode, the largest size in bytes of the file held in memory and of the
+        rows returned, as JSON; the download stops as soon as it is passed and the task fails (it never
+        truncates): use a destination for larger files. A header that repeats a column name also fails in
+        XCom mode (a row dict would lose one of the values); a destination stores such a file as it is.
     :param include_file_url: add the file URL to the returned summary (it may carry a signature).
     :param download_timeout: the longest the download may take in all, in seconds; the wavy connection's
         ``download_timeout`` extra (default one hour) when not given or shorter.
@@ -80,6 +87,7 @@ class WavyOpenSessionsOperator(BaseOperator):
         destination_conn_id: str | None = None,
         wavy_conn_id: str = "wavy_default",
         max_xcom_rows: int = DEFAULT_MAX_XCOM_ROWS,
+        max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
         include_file_url: bool = False,
         download_timeout: float | None = None,
         max_file_bytes: int | None = None,
@@ -95,6 +103,8 @@ class WavyOpenSessionsOperator(BaseOperator):
             )
         if isinstance(max_xcom_rows, bool) or not isinstance(max_xcom_rows, int) or max_xcom_rows < 0:
             raise ValueError(f"max_xcom_rows must be a whole number >= 0, got {max_xcom_rows!r}.")
+        if isinstance(max_xcom_bytes, bool) or not isinstance(max_xcom_bytes, int) or max_xcom_bytes < 1:
+            raise ValueError(f"max_xcom_bytes must be a whole number of bytes >= 1, got {max_xcom_bytes!r}.")
         self.customer_id = customer_id
         self.sub_account_id = sub_account_id
         self.file_url = file_url
@@ -102,6 +112,7 @@ class WavyOpenSessionsOperator(BaseOperator):
         self.destination_conn_id = destination_conn_id
         self.wavy_conn_id = wavy_conn_id
         self.max_xcom_rows = max_xcom_rows
+        self.max_xcom_bytes = max_xcom_bytes
         self.include_file_url = include_file_url
         self.download_timeout = download_timeout
         self.max_file_bytes = max_file_bytes
@@ -285,29 +296,56 @@ class WavyOpenSessionsOperator(BaseOperator):
         )
 
     def _to_xcom(self, file_url: str) -> list[dict[str, str | None]]:
-        """Download the file into memory (bounded by ``max_xcom_rows``) and return its rows as dicts."""
+        """Download the file into memory (bounded in rows and bytes) and return its rows as dicts."""
+        from airflow_provider_wavy._xcom import RowsTooLargeError
         from airflow_provider_wavy.sessions_csv import SessionsCsvChecker
 
         checker = SessionsCsvChecker(hash_bytes=False)
-        byte_limit = (self.max_xcom_rows + 1) * _XCOM_BYTES_PER_ROW + 64 * 1024
         chunks: list[bytes] = []
+        header: tuple[str, ...] | None = None
         with self._open(file_url) as download:
             progress = _Progress(self, download.expected_size)
             for chunk in download.iter_chunks(_XCOM_CHUNK_SIZE):
                 self._feed(checker, chunk, download, "XCom")
-                if checker.rows_so_far > self.max_xcom_rows or checker.bytes_so_far > byte_limit:
+                if header is None and (header := checker.header) is not None:
+                    self._check_xcom_columns(header, download)  # before the rest of the file downloads
+                if checker.rows_so_far > self.max_xcom_rows:
                     raise self._too_many_rows(f"more than {checker.rows_so_far:,}")
+                if checker.bytes_so_far > self.max_xcom_bytes:
+                    raise self._too_large(f"the download passed {checker.bytes_so_far:,} bytes")
                 chunks.append(chunk)
                 progress.update(checker.bytes_so_far)
             summary = self._finish(checker, download, "XCom")
         if summary.rows > self.max_xcom_rows:
             raise self._too_many_rows(f"{summary.rows:,}")
+        self._check_xcom_columns(summary.columns, download)
+        data = b"".join(chunks)
+        chunks.clear()  # one copy of the file in memory while it is parsed, not two
         try:
-            rows = parse_rows(b"".join(chunks), summary.delimiter, summary.columns, summary.encoding_bom)
+            rows = parse_rows(
+                data, summary.delimiter, summary.columns, summary.encoding_bom, max_bytes=self.max_xcom_bytes
+            )
+        except RowsTooLargeError as error:
+            raise self._too_large(str(error)) from None
         except ValueError as error:
             raise self._csv_error(error, download, "XCom") from None
         self.log.info("Read %d sessions (%s bytes) into XCom.", len(rows), f"{summary.bytes:,}")
         return rows
+
+    def _check_xcom_columns(self, columns: Sequence[str] | None, download: FileDownload) -> None:
+        from airflow_provider_wavy._xcom import duplicate_column
+        from airflow_provider_wavy.exceptions import WavyDownloadError
+
+        repeated = duplicate_column(columns or ())
+        if repeated is None:
+            return
+        name, first, second = repeated
+        raise WavyDownloadError(
+            f"The file at {download.shown_url} repeats the column {name!r} (columns {first} and {second}, "
+            "compared without case, spaces and quotes) in its header: XCom rows are dicts, so one of the two "
+            "values would be lost. Pass destination='s3://bucket/folder/' (or a local path) to store the "
+            "file as it is."
+        )
 
     def _too_many_rows(self, count: str) -> Exception:
         from airflow_provider_wavy.exceptions import WavyDownloadError
@@ -317,6 +355,17 @@ class WavyOpenSessionsOperator(BaseOperator):
             "returns every row or fails, it never truncates. Pass destination='s3://bucket/folder/' (or a "
             "local path) to store the file and read it downstream, or raise max_xcom_rows if your XCom "
             "backend takes the size."
+        )
+
+    def _too_large(self, what: str) -> Exception:
+        from airflow_provider_wavy.exceptions import WavyDownloadError
+
+        return WavyDownloadError(
+            f"The open-sessions file is too large for XCom: {what}, max_xcom_bytes={self.max_xcom_bytes:,} "
+            "exceeded. XCom mode holds the file in memory and returns every row or fails, it never "
+            "truncates. Pass destination='s3://bucket/folder/' (or a local path) to store the file and read "
+            "it downstream, or raise max_xcom_bytes if your XCom backend and the worker's memory take the "
+            "size."
         )
 
     def _annotate_outlets(self, context: Context, target: Target, summary: SessionsCsvSummary) -> None:
@@ -352,41 +401,6 @@ def _check_limit(name: str, value: object, kind: type) -> None:
     if not ok or (kind is int and not isinstance(value, int)):
         noun = "a whole number" if kind is int else "a number of seconds"
         raise ValueError(f"{name} must be {noun} > 0, or None for the wavy connection's; got {value!r}.")
-
-
-def parse_rows(data: bytes, delimiter: str, columns: Sequence[str], bom: bool) -> list[dict[str, str | None]]:
-    """
-    Parse a verified sessions CSV into one dict per row, keyed by the header's column names.
-
-    Rows shorter than the header get None for the missing columns (as ``csv.DictReader`` does); a row
-    longer than the header is an error (``csv.DictReader`` would file its extra fields under the key None).
-
-    :param data: the whole file.
-    :param delimiter: the delimiter found by the checker.
-    :param columns: the header's column names, cleaned by the checker.
-    :param bom: the file starts with a UTF-8 byte order mark.
-    """
-    import csv
-    import io
-    from itertools import repeat
-
-    text = data.decode("utf-8-sig" if bom else "utf-8", errors="replace")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    next(reader, None)
-    keys = tuple(columns)
-    width = len(keys)
-    # filter/map/zip keep the per-row work in C, one pass, no list per row kept: faster than csv.DictReader.
-    # The extra key catches rows longer than the header (a dict of width + 1 items), short rows have fewer.
-    probe = (*keys, "\0extra")
-    rows: list[dict[str, str | None]] = list(map(dict, map(zip, repeat(probe), filter(None, reader))))
-    if not rows or set(map(len, rows)) == {width}:
-        return rows
-    for number, row in enumerate(rows, start=1):
-        if len(row) > width:
-            raise ValueError(f"data row {number:,} has more fields than the header ({', '.join(keys)})")
-        for key in keys[len(row) :]:
-            row[key] = None
-    return rows
 
 
 class _Progress:
@@ -561,3 +575,11 @@ def _anonymous_buffer(size: int) -> _Buffer:
         with contextlib.suppress(OSError):
             buffer.madvise(huge_pages)
     return buffer
+
+
+__all__ = [
+    "DEFAULT_MAX_XCOM_BYTES",
+    "DEFAULT_MAX_XCOM_ROWS",
+    "WavyOpenSessionsOperator",
+    "parse_rows",
+]
