@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from contextlib import contextmanager
 from functools import cached_property
@@ -22,6 +21,8 @@ from airflow_provider_wavy.exceptions import (
     WavyRequestError,
     WavyResponseError,
 )
+from airflow_provider_wavy.exchange import Answer, Failure, Reply, Send, Sleep, exchange
+from airflow_provider_wavy.exports import OPEN_SESSIONS, Export, WavyListType, list_export
 from airflow_provider_wavy.hooks._download import (
     DEFAULT_CHUNK_SIZE,
     TRANSFER_ERRORS,
@@ -29,25 +30,17 @@ from airflow_provider_wavy.hooks._download import (
     timed_out,
 )
 from airflow_provider_wavy.hooks._watchdog import CallWatch, WatchedAdapter
+from airflow_provider_wavy.messages import describe_network_error, tls_error, tls_failure_reason
 from airflow_provider_wavy.protocol import (
-    BACKOFF_BASE,
-    MAX_ERROR_BODY,
-    Deadline,
+    Call,
     Done,
+    ExportCall,
     FileCall,
     FirstRowCheck,
-    FollowRedirect,
-    HttpRequest,
     ReadBody,
-    Retry,
-    RetryPolicy,
-    SessionCall,
-    WavySettings,
-    body_limit,
-    describe_network_error,
-    tls_error,
-    tls_failure_reason,
 )
+from airflow_provider_wavy.settings import WavySettings
+from airflow_provider_wavy.timing import BACKOFF_BASE, Deadline, RetryPolicy
 from airflow_provider_wavy.urls import Origin, describe_url, same_origin
 
 if TYPE_CHECKING:
@@ -81,6 +74,11 @@ def check_transport_origin(url: str, origin: Origin) -> None:
             f"A request to {describe_url(url)} would not go to the connection's origin "
             f"{origin[0]}://{origin[1]}:{origin[2]}; it was not sent, and the token with it."
         )
+
+
+def _limit(configured: float, given: float | None) -> float:
+    """Return the shorter of a configured time limit and a caller's (None: the configured one)."""
+    return configured if given is None else min(configured, max(given, 0.0))
 
 
 def _read_capped(response: requests.Response, limit: int) -> bytes:
@@ -175,25 +173,15 @@ class WavyHook(BaseHook):
         """Return the HTTP session (Airflow's hook interface)."""
         return self.session
 
-    def _wait(self, retry: Retry, policy: RetryPolicy) -> None:
-        self.log.warning(
-            "Wavy: %s; retry %d of %d in %.1fs.", retry.reason, retry.number, policy.max_retries, retry.delay
-        )
-        time.sleep(retry.delay)
-
-    def _send(
-        self, request: HttpRequest, deadline: Deadline, *, token_origin: Origin | None
-    ) -> requests.Response:
-        """Send one GET, redirects not followed, its body streamed; the token only to ``token_origin``."""
+    def _send(self, step: Send) -> requests.Response:
+        """Send one GET, redirects not followed, its body streamed; the token only to its origin."""
         session = self.session
+        request = step.request
         prepared = session.prepare_request(
             requests.Request("GET", request.url, params=dict(request.params), headers=dict(request.headers))
         )
-        if token_origin is not None:
-            check_transport_origin(prepared.url or "", token_origin)
-        timeout = deadline.bound(self.settings.timeout)
-        if timeout <= 0:
-            raise deadline.exceeded()
+        if step.carries_token:
+            check_transport_origin(prepared.url or "", self.settings.origin)
         # What session.request() would add: proxies and the CA bundle from the environment. The adapter
         # sends; Session.send() is not used because even without following a redirect it reads the whole
         # redirect body and parses its Location with another parser.
@@ -202,19 +190,66 @@ class WavyHook(BaseHook):
         return adapter.send(
             prepared,
             stream=True,
-            timeout=timeout,
+            timeout=step.timeout,
             verify=environment["verify"] if environment["verify"] is not None else True,
             cert=environment["cert"],
             proxies=environment["proxies"],
         )
 
-    def _transport_failure(self, error: BaseException, where: str, watch: CallWatch) -> str:
+    def _transport_failure(self, error: BaseException, where: str, watch: CallWatch) -> Failure:
         """Describe a failed exchange for a retry, or raise what retrying cannot fix."""
         if watch.expired:
             raise watch.deadline.exceeded(describe_transport_error(error, where, self.settings.timeout))
         if isinstance(error, requests.exceptions.SSLError) or tls_failure_reason(error) is not None:
             raise tls_error(where, tls_failure_reason(error)) from None
-        return describe_transport_error(error, where, self.settings.timeout)
+        return Failure(describe_transport_error(error, where, self.settings.timeout))
+
+    def _exchange_once(
+        self, step: Send, call: Call, watch: CallWatch
+    ) -> tuple[Answer | Failure, requests.Response | None]:
+        """Send one request; return what came back, and the response when its body is the caller's."""
+        try:
+            response = self._send(step)
+        except TRANSFER_ERRORS as error:
+            return self._transport_failure(error, call.where, watch), None
+        status = response.status_code
+        limit = call.body_limit(status)
+        if limit is None:
+            return Answer(status, response.headers, b""), response
+        with response:
+            try:
+                body = _read_capped(response, limit)
+            except DecodeError:
+                if 200 <= status <= 299:
+                    raise WavyResponseError(
+                        f"{call.where} sent an answer that does not decode as its Content-Encoding says; "
+                        "check that the connection's host is the Wavy API."
+                    ) from None
+                body = b""  # the status says enough; the body only adds detail
+            except TRANSFER_ERRORS as error:
+                if 200 <= status <= 299:
+                    return self._transport_failure(error, call.where, watch), None
+                body = b""
+        if watch.expired:
+            # A shut-down socket can end an answer early without an error: it is not an answer.
+            raise watch.deadline.exceeded()
+        return Answer(status, response.headers, body), None
+
+    def _run(self, call: Call, watch: CallWatch) -> tuple[Done | ReadBody, requests.Response | None]:
+        """Drive a call through the one exchange loop: this transport only sends and sleeps."""
+        steps = exchange(call, self.settings.timeout, self.log)
+        reply: Reply = None
+        kept: requests.Response | None = None
+        while True:
+            try:
+                step = steps.send(reply)
+            except StopIteration as stop:
+                return stop.value, kept
+            if isinstance(step, Sleep):
+                time.sleep(step.seconds)
+                reply = None
+            else:
+                reply, kept = self._exchange_once(step, call, watch)
 
     def get_open_sessions_file_url(
         self,
@@ -232,74 +267,99 @@ class WavyHook(BaseHook):
             ``call_timeout`` extra when shorter or not given.
         :return: the file URL, or None when the API has no file yet.
         """
-        return self._run_session_call(self.session_call(customer_id, sub_account_id, timeout=timeout))
+        return self.get_export_file_url(OPEN_SESSIONS, customer_id, sub_account_id, timeout=timeout)
 
-    def session_call(
+    def get_list_file_url(
         self,
+        list_type: str | WavyListType,
+        customer_id: str | None = None,
+        sub_account_id: str | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> str | None:
+        """
+        Ask the API for a list's file (``GET /v1/list/{list_type}``).
+
+        :param list_type: ``OPTOUT``, ``OPTIN``, ``BLACKLIST`` or ``WHITELIST``, in any case (or a
+            :class:`~airflow_provider_wavy.exports.WavyListType`); checked before any request.
+        :param customer_id: the customer id; defaults to the connection's ``customer_id`` extra.
+        :param sub_account_id: the sub-account id; defaults to the connection's ``sub_account_id`` extra.
+        :param timeout: the longest the whole call may take, retries included.
+        :return: the file URL, or None when the list has nothing (an answer without ``data``).
+        """
+        return self.get_export_file_url(list_export(list_type), customer_id, sub_account_id, timeout=timeout)
+
+    def get_export_file_url(
+        self,
+        export: Export,
+        customer_id: str | None = None,
+        sub_account_id: str | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> str | None:
+        """
+        Ask the API for the file of any export (the open sessions, a list).
+
+        :param export: what to ask for.
+        :param customer_id: the customer id; defaults to the connection's ``customer_id`` extra.
+        :param sub_account_id: the sub-account id; defaults to the connection's ``sub_account_id`` extra.
+        :param timeout: the longest the whole call may take, retries included.
+        """
+        return self._run_call(self.export_call(export, customer_id, sub_account_id, timeout=timeout))
+
+    def export_call(
+        self,
+        export: Export = OPEN_SESSIONS,
         customer_id: str | None = None,
         sub_account_id: str | None = None,
         *,
         timeout: float | None = None,
         policy: RetryPolicy | None = None,
-    ) -> SessionCall:
+    ) -> ExportCall:
         """
         Build one API call with this hook's settings (ids resolved once, deadline started now).
 
+        :param export: what to ask for.
         :param customer_id: the customer id; defaults to the connection's extra.
         :param sub_account_id: the sub-account id; defaults to the connection's extra.
         :param timeout: the call's total time limit, if shorter than the connection's ``call_timeout``.
         :param policy: the retry policy; the connection's by default.
         """
         settings = self.settings
-        limit = min(settings.call_timeout, math.inf if timeout is None else max(timeout, 0.0))
         deadline = Deadline(
-            limit,
+            _limit(settings.call_timeout, timeout),
             what=f"The Wavy API call to {settings.base_url}",
             setting="the connection's 'call_timeout' extra (or the sensor's timeout)",
         )
-        return SessionCall(
+        return ExportCall(
             settings,
             customer_id,
             sub_account_id,
             policy=policy or settings.retry_policy(backoff_base=self.backoff_base),
             deadline=deadline,
+            export=export,
         )
 
-    def _run_session_call(self, call: SessionCall) -> str | None:
-        where = self.settings.base_url
-        request = call.request
+    def resolve_ids(self, customer_id: str | None, sub_account_id: str | None) -> tuple[str, str | None]:
+        """
+        Pick the customer and sub-account ids: the arguments first, then the connection's extras.
+
+        :raises WavyConfigurationError: no customer id anywhere.
+        """
+        return self.settings.resolve_ids(customer_id, sub_account_id)
+
+    def _run_call(self, call: ExportCall) -> str | None:
         with CallWatch(call.deadline) as watch:
-            while True:
-                try:
-                    with self._send(request, call.deadline, token_origin=self.settings.origin) as response:
-                        body = _read_capped(response, body_limit(response.status_code))
-                    if watch.expired:
-                        # A shut-down socket can end an answer early without an error: it is not an answer.
-                        raise call.deadline.exceeded()
-                except DecodeError:
-                    raise WavyResponseError(
-                        f"The Wavy API at {where} sent an answer that does not decode as its "
-                        "Content-Encoding says; check that the connection's host is the Wavy API."
-                    ) from None
-                except TRANSFER_ERRORS as error:
-                    outcome: Done | Retry | FollowRedirect = call.on_transport_error(
-                        self._transport_failure(error, where, watch)
-                    )
-                else:
-                    outcome = call.on_response(response.status_code, response.headers, body)
-                if isinstance(outcome, Done):
-                    return outcome.file_url
-                if isinstance(outcome, FollowRedirect):
-                    request = outcome.request
-                    continue
-                self._wait(outcome, call.policy)
+            outcome, _ = self._run(call, watch)
+        assert isinstance(outcome, Done)  # an API call never hands out a body to read
+        return outcome.file_url
 
     @contextmanager
     def open_file(
         self, file_url: str, *, timeout: float | None = None, max_bytes: int | None = None
     ) -> Iterator[FileDownload]:
         """
-        Open a streamed download of a sessions file; no credential is sent to the file host.
+        Open a streamed download of a file the API named; no credential is sent to the file host.
 
         Connection errors, timeouts, 420, 429 and 5xx before the first byte are retried like API calls;
         redirects are followed here, to http(s) URLs only, reading no more than a few KiB of each.
@@ -311,9 +371,8 @@ class WavyHook(BaseHook):
             default.
         """
         settings = self.settings
-        limit = min(settings.download_timeout, math.inf if timeout is None else max(timeout, 0.0))
         deadline = Deadline(
-            limit,
+            _limit(settings.download_timeout, timeout),
             what=f"The download of {describe_url(file_url)}",
             setting="the wavy connection's 'download_timeout' extra (or the operator's download_timeout)",
             error=WavyDownloadError,
@@ -321,7 +380,8 @@ class WavyHook(BaseHook):
         policy = settings.retry_policy(backoff_base=self.backoff_base)
         call = FileCall(file_url, policy=policy, deadline=deadline)
         with CallWatch(deadline) as watch:
-            response = self._open_file_response(call, watch)
+            _, response = self._run(call, watch)
+            assert response is not None  # a file call ends with the file's answer open
             with response:
                 yield FileDownload(
                     response,
@@ -330,29 +390,6 @@ class WavyHook(BaseHook):
                     watch=watch,
                     max_bytes=max_bytes or settings.max_file_bytes,
                 )
-
-    def _open_file_response(self, call: FileCall, watch: CallWatch) -> requests.Response:
-        request = call.request
-        while True:
-            try:
-                response = self._send(request, watch.deadline, token_origin=None)
-            except TRANSFER_ERRORS as error:
-                outcome: ReadBody | Retry | FollowRedirect = call.on_transport_error(
-                    self._transport_failure(error, call.shown_url, watch)
-                )
-            else:
-                if 200 <= response.status_code <= 299:
-                    return response
-                with response:
-                    try:
-                        snippet = _read_capped(response, MAX_ERROR_BODY)
-                    except TRANSFER_ERRORS:
-                        snippet = b""  # the status says enough; the body only adds detail
-                outcome = call.on_response(response.status_code, response.headers, snippet)
-            if isinstance(outcome, FollowRedirect):
-                request = outcome.request
-            elif isinstance(outcome, Retry):
-                self._wait(outcome, call.policy)
 
     def iter_file_chunks(self, file_url: str, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
         """
@@ -385,10 +422,13 @@ class WavyHook(BaseHook):
         try:
             settings = self.settings
             # One quick try: the Test button should answer in seconds, not after minutes of backoff.
-            call = self.session_call(
-                settings.customer_id or "0", timeout=settings.timeout, policy=RetryPolicy(max_retries=0)
+            call = self.export_call(
+                OPEN_SESSIONS,
+                settings.customer_id or "0",
+                timeout=settings.timeout,
+                policy=RetryPolicy(max_retries=0),
             )
-            file_url = self._run_session_call(call)
+            file_url = self._run_call(call)
         except WavyRequestError as error:
             if settings.customer_id:
                 return False, str(error)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import TYPE_CHECKING, Any
+from contextlib import AsyncExitStack
+from typing import Any
 
 import httpx
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
@@ -13,33 +14,29 @@ from airflow_provider_wavy import CONN_TYPE, HOOK_NAME
 from airflow_provider_wavy._compat import get_async_connection, get_async_extra_dejson
 from airflow_provider_wavy.decoding import BodyDecoder, BodyDecodingError
 from airflow_provider_wavy.exceptions import WavyDownloadError, WavyRedirectError, WavyResponseError
+from airflow_provider_wavy.exchange import Answer, Failure, Reply, Send, Sleep, exchange
+from airflow_provider_wavy.exports import OPEN_SESSIONS, Export, WavyListType, list_export
 from airflow_provider_wavy.hooks._httpx_client import LOCATION_KEY, SharedClient, loop_client
-from airflow_provider_wavy.protocol import (
-    BACKOFF_BASE,
-    MAX_ERROR_BODY,
-    Deadline,
-    Done,
-    FileCall,
-    FirstRowCheck,
-    FollowRedirect,
-    HttpRequest,
-    Retry,
-    RetryPolicy,
-    SessionCall,
-    WavySettings,
-    body_limit,
-    check_received_length,
-    content_length,
+from airflow_provider_wavy.messages import (
     cut_short_error,
     describe_network_error,
     tls_error,
     tls_failure_reason,
     too_large_error,
 )
+from airflow_provider_wavy.protocol import (
+    Call,
+    Done,
+    ExportCall,
+    FileCall,
+    FirstRowCheck,
+    ReadBody,
+    check_received_length,
+    content_length,
+)
+from airflow_provider_wavy.settings import WavySettings
+from airflow_provider_wavy.timing import BACKOFF_BASE, Deadline
 from airflow_provider_wavy.urls import Origin, describe_url, same_origin
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
 
 
 def describe_transport_error(error: BaseException, url: str, timeout: float) -> str:
@@ -65,6 +62,10 @@ def check_transport_origin(url: httpx.URL, origin: Origin) -> None:
             f"A request to {describe_url(str(url))} would not go to the connection's origin "
             f"{origin[0]}://{origin[1]}:{origin[2]}; it was not sent, and the token with it."
         )
+
+
+def _limit(configured: float, given: float | None) -> float:
+    return configured if given is None else min(configured, max(given, 0.0))
 
 
 def _bound(seconds: float) -> float | None:
@@ -145,29 +146,6 @@ class WavyAsyncHook(BaseHook):
         """Hold the loop's shared client open across several calls (``async with hook.keep_client():``)."""
         return loop_client()
 
-    async def session_call(
-        self,
-        customer_id: str | None = None,
-        sub_account_id: str | None = None,
-        *,
-        timeout: float | None = None,
-    ) -> SessionCall:
-        """
-        Build one API call (ids resolved once, deadline started now).
-
-        :param customer_id: the customer id; defaults to the connection's extra.
-        :param sub_account_id: the sub-account id; defaults to the connection's extra.
-        :param timeout: the call's total time limit, if shorter than the connection's ``call_timeout``.
-        """
-        settings = await self.get_settings()
-        deadline = Deadline(
-            min(settings.call_timeout, math.inf if timeout is None else max(timeout, 0.0)),
-            what=f"The Wavy API call to {settings.base_url}",
-            setting="the connection's 'call_timeout' extra",
-        )
-        policy = settings.retry_policy(backoff_base=self.backoff_base)
-        return SessionCall(settings, customer_id, sub_account_id, policy=policy, deadline=deadline)
-
     async def get_open_sessions_file_url(
         self,
         customer_id: str | None = None,
@@ -183,82 +161,150 @@ class WavyAsyncHook(BaseHook):
         :param timeout: the longest the whole call may take, retries included.
         :return: the file URL, or None when the API has no file yet.
         """
-        return await self.run_session_call(
-            await self.session_call(customer_id, sub_account_id, timeout=timeout)
-        )
+        return await self.get_export_file_url(OPEN_SESSIONS, customer_id, sub_account_id, timeout=timeout)
 
-    async def run_session_call(self, call: SessionCall) -> str | None:
-        """Drive an API call to its end: send, sleep between retries, follow checked redirects."""
-        settings = await self.get_settings()
-        request = call.request
-        async with loop_client() as client:
-            while True:
-                try:
-                    async with asyncio.timeout(_bound(call.deadline.remaining())):
-                        status, headers, body = await self._fetch(client, request, settings.origin)
-                except TimeoutError:
-                    raise call.deadline.exceeded() from None
-                except BodyDecodingError as error:
-                    raise WavyResponseError(
-                        f"The Wavy API at {settings.base_url} sent an answer: {error}."
-                    ) from None
-                except httpx.RequestError as error:
-                    outcome: Done | Retry | FollowRedirect = call.on_transport_error(
-                        self._transport_failure(error, settings.base_url, settings.timeout)
-                    )
-                else:
-                    outcome = call.on_response(status, headers, body)
-                if isinstance(outcome, Done):
-                    return outcome.file_url
-                if isinstance(outcome, FollowRedirect):
-                    request = outcome.request
-                    continue
-                await self._pause(outcome, call.policy)
-
-    async def file_has_rows(self, file_url: str, *, timeout: float | None = None) -> bool:
+    async def get_list_file_url(
+        self,
+        list_type: str | WavyListType,
+        customer_id: str | None = None,
+        sub_account_id: str | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> str | None:
         """
-        Tell whether a sessions file holds a data row, reading it no further than that row.
+        Ask the API for a list's file (``GET /v1/list/{list_type}``), as ``WavyHook.get_list_file_url``.
+
+        :param list_type: ``OPTOUT``, ``OPTIN``, ``BLACKLIST`` or ``WHITELIST``, in any case.
+        :param customer_id: the customer id; defaults to the connection's ``customer_id`` extra.
+        :param sub_account_id: the sub-account id; defaults to the connection's ``sub_account_id`` extra.
+        :param timeout: the longest the whole call may take, retries included.
+        """
+        export = list_export(list_type)
+        return await self.get_export_file_url(export, customer_id, sub_account_id, timeout=timeout)
+
+    async def get_export_file_url(
+        self,
+        export: Export,
+        customer_id: str | None = None,
+        sub_account_id: str | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> str | None:
+        """
+        Ask the API for the file of any export (the open sessions, a list).
+
+        :param export: what to ask for.
+        :param customer_id: the customer id; defaults to the connection's extra.
+        :param sub_account_id: the sub-account id; defaults to the connection's extra.
+        :param timeout: the longest the whole call may take, retries included.
+        """
+        settings = await self.get_settings()
+        deadline = Deadline(
+            _limit(settings.call_timeout, timeout),
+            what=f"The Wavy API call to {settings.base_url}",
+            setting="the connection's 'call_timeout' extra",
+        )
+        policy = settings.retry_policy(backoff_base=self.backoff_base)
+        call = ExportCall(
+            settings, customer_id, sub_account_id, policy=policy, deadline=deadline, export=export
+        )
+        try:
+            async with loop_client() as client, AsyncExitStack() as stack:
+                async with asyncio.timeout(_bound(deadline.remaining())):
+                    outcome, _ = await self._run(call, client, stack)
+        except TimeoutError:
+            raise deadline.exceeded() from None
+        assert isinstance(outcome, Done)  # an API call never hands out a body to read
+        return outcome.file_url
+
+    async def file_has_rows(
+        self, file_url: str, *, timeout: float | None = None, export: Export = OPEN_SESSIONS
+    ) -> bool:
+        """
+        Tell whether an export's file holds a data row, reading it no further than that row.
 
         :param file_url: the URL the API returned.
         :param timeout: the longest the look may take; the connection's ``download_timeout`` at most.
-        :raises WavyResponseError: the file is not the open-sessions CSV.
+        :param export: whose columns the file must have.
+        :raises WavyResponseError: the file is not the export's CSV.
         :raises WavyDownloadError: the file cannot be read (the CDN may lag behind the API).
         """
         settings = await self.get_settings()
         deadline = Deadline(
-            min(settings.download_timeout, math.inf if timeout is None else max(timeout, 0.0)),
+            _limit(settings.download_timeout, timeout),
             what=f"The look into {describe_url(file_url)}",
             setting="the wavy connection's 'download_timeout' extra",
             error=WavyDownloadError,
         )
-        call = FileCall(
-            file_url, policy=settings.retry_policy(backoff_base=self.backoff_base), deadline=deadline
-        )
+        policy = settings.retry_policy(backoff_base=self.backoff_base)
+        call = FileCall(file_url, policy=policy, deadline=deadline)
         try:
-            async with loop_client() as client, asyncio.timeout(_bound(deadline.remaining())):
-                return await self._look_for_rows(client, call, settings)
+            async with loop_client() as client, AsyncExitStack() as stack:
+                async with asyncio.timeout(_bound(deadline.remaining())):
+                    _, response = await self._run(call, client, stack)
+                    assert response is not None  # a file call ends with the file's answer open
+                    return await self._has_rows(response, call.shown_url, settings, export)
         except TimeoutError:
             raise deadline.exceeded() from None
 
-    async def _look_for_rows(self, client: SharedClient, call: FileCall, settings: WavySettings) -> bool:
-        request = call.request
+    async def _run(
+        self, call: Call, client: SharedClient, stack: AsyncExitStack
+    ) -> tuple[Done | ReadBody, httpx.Response | None]:
+        """Drive a call through the one exchange loop: this transport only sends and sleeps."""
+        settings = await self.get_settings()
+        steps = exchange(call, settings.timeout, self.log)
+        reply: Reply = None
+        kept: httpx.Response | None = None
         while True:
             try:
-                async with self._open(client, request, None) as response:
-                    if 200 <= response.status_code <= 299:
-                        return await self._has_rows(response, call.shown_url, settings)
-                    snippet = await _read_lenient(response, MAX_ERROR_BODY)
-                    outcome = call.on_response(response.status_code, answer_headers(response), snippet)
-            except httpx.RequestError as error:
-                outcome = call.on_transport_error(
-                    self._transport_failure(error, call.shown_url, settings.timeout)
-                )
-            if isinstance(outcome, FollowRedirect):
-                request = outcome.request
-            elif isinstance(outcome, Retry):
-                await self._pause(outcome, call.policy)
+                step = steps.send(reply)
+            except StopIteration as stop:
+                return stop.value, kept
+            if isinstance(step, Sleep):
+                await asyncio.sleep(step.seconds)
+                reply = None
+            else:
+                reply, kept = await self._exchange_once(step, call, client, stack)
 
-    async def _has_rows(self, response: httpx.Response, shown_url: str, settings: WavySettings) -> bool:
+    async def _exchange_once(
+        self, step: Send, call: Call, client: SharedClient, stack: AsyncExitStack
+    ) -> tuple[Answer | Failure, httpx.Response | None]:
+        """Send one request; return what came back, and the response when its body is the caller's."""
+        settings = await self.get_settings()
+        request = step.request
+        built = client.client.build_request(
+            "GET", request.url, params=dict(request.params), headers=dict(request.headers)
+        )
+        if step.carries_token:
+            check_transport_origin(built.url, settings.origin)
+        async with AsyncExitStack() as exchange_stack:
+            try:
+                response = await exchange_stack.enter_async_context(client.send(built, timeout=step.timeout))
+            except httpx.RequestError as error:
+                return self._transport_failure(error, call.where, settings.timeout), None
+            status = response.status_code
+            limit = call.body_limit(status)
+            if limit is None:
+                # The body is the caller's: its connection stays open until the caller's stack closes.
+                stack.push_async_exit(exchange_stack.pop_all())
+                return Answer(status, answer_headers(response), b""), response
+            if not 200 <= status <= 299:
+                return Answer(
+                    status, answer_headers(response), await _read_lenient(response, limit + 1)
+                ), None
+            try:
+                body = await _read_decoded(response, limit + 1)
+            except BodyDecodingError as error:
+                raise WavyResponseError(
+                    f"{call.where} sent an answer that does not decode: {error}."
+                ) from None
+            except httpx.RequestError as error:
+                return self._transport_failure(error, call.where, settings.timeout), None
+            return Answer(status, answer_headers(response), body), None
+
+    async def _has_rows(
+        self, response: httpx.Response, shown_url: str, settings: WavySettings, export: Export
+    ) -> bool:
         check = FirstRowCheck(shown_url)
         decoded = 0
         try:
@@ -284,39 +330,12 @@ class WavyAsyncHook(BaseHook):
         check_received_length(response.num_bytes_downloaded, content_length(response.headers), shown_url)
         return check.finish()
 
-    def _open(self, client: SharedClient, request: HttpRequest, token_origin: Origin | None) -> Any:
-        built = client.client.build_request(
-            "GET", request.url, params=dict(request.params), headers=dict(request.headers)
-        )
-        if token_origin is not None:
-            check_transport_origin(built.url, token_origin)
-        assert self._settings is not None
-        return client.send(built, timeout=self._settings.timeout)
-
-    async def _fetch(
-        self, client: SharedClient, request: HttpRequest, token_origin: Origin
-    ) -> tuple[int, Mapping[str, str], bytes]:
-        """Send one API request; return its status, headers and body (decoded, read up to its cap)."""
-        async with self._open(client, request, token_origin) as response:
-            limit = body_limit(response.status_code)
-            if 200 <= response.status_code <= 299:
-                body = await _read_decoded(response, limit + 1)
-            else:
-                body = await _read_lenient(response, limit + 1)
-            return response.status_code, answer_headers(response), body
-
-    def _transport_failure(self, error: httpx.RequestError, where: str, timeout: float) -> str:
+    def _transport_failure(self, error: httpx.RequestError, where: str, timeout: float) -> Failure:
         if (refused := _refused_location(error)) is not None:
             raise refused
         if (reason := tls_failure_reason(error)) is not None:
             raise tls_error(where, reason) from None
-        return describe_transport_error(error, where, timeout)
-
-    async def _pause(self, retry: Retry, policy: RetryPolicy) -> None:
-        self.log.warning(
-            "Wavy: %s; retry %d of %d in %.1fs.", retry.reason, retry.number, policy.max_retries, retry.delay
-        )
-        await asyncio.sleep(retry.delay)
+        return Failure(describe_transport_error(error, where, timeout))
 
 
 async def _read_decoded(response: httpx.Response, limit: int) -> bytes:

@@ -1,0 +1,260 @@
+"""
+The settings of a ``wavy`` connection: base URL, credentials, default ids, timeouts and caps, checked once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow_provider_wavy.exceptions import WavyConfigurationError
+from airflow_provider_wavy.timing import BACKOFF_BASE, DEFAULT_MAX_RETRIES, RetryPolicy
+from airflow_provider_wavy.urls import Origin, UrlError, is_loopback_host, origin_of, strict_url
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+DEFAULT_BASE_URL = "https://api-messaging.wavy.global"
+DEFAULT_TIMEOUT = 30.0
+#: The longest one API call may take, its retries and their pauses included (extra ``call_timeout``).
+DEFAULT_CALL_TIMEOUT = 600.0
+#: The longest one file download may take, first byte to last (extra ``download_timeout``).
+DEFAULT_DOWNLOAD_TIMEOUT = 3600.0
+#: The largest sessions file accepted, decoded (extra ``max_file_bytes``): about 60 million sessions.
+DEFAULT_MAX_FILE_BYTES = 2 * 1024**3
+
+
+def normalize_base_url(host: str | None, port: int | None = None) -> str:
+    """
+    Build the API base URL from a connection's host and port.
+
+    :param host: empty for Wavy's public API, a host name (HTTPS is assumed) or a URL with its scheme.
+    :param port: the connection's port, used when the host does not name one.
+    """
+    text = (host or "").strip()
+    if not text:
+        return DEFAULT_BASE_URL if port is None else f"{DEFAULT_BASE_URL}:{port}"
+    if "://" not in text:
+        text = f"https://{text}"
+    if "?" in text or "#" in text:
+        raise WavyConfigurationError(
+            f"The connection's host must be a base URL without query or fragment, e.g. {DEFAULT_BASE_URL}."
+        )
+    try:
+        url = strict_url(text)
+    except UrlError as error:
+        raise WavyConfigurationError(
+            f"The connection's host is not a usable http(s) base URL: {error}. "
+            f"Leave it empty for {DEFAULT_BASE_URL}, or give e.g. 'api-messaging.wavy.global'."
+        ) from None
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if port is not None and parts.port is None:
+        if not 0 < port <= 65535:
+            raise WavyConfigurationError(f"The connection's port {port} is not from 1 to 65535.")
+        netloc = f"{netloc}:{port}"
+    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def _optional_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _positive_number(extra: Mapping[str, Any], key: str, default: float, conn_id: str) -> float:
+    value = extra.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or number <= 0:
+        raise WavyConfigurationError(
+            f"Connection {conn_id!r}: extra {key!r} must be a positive number of seconds, got {value!r}."
+        )
+    return number
+
+
+def _header_value(value: str | None, field_name: str, conn_id: str) -> str | None:
+    # A newline or control character in a header value is refused by every HTTP library, which would
+    # otherwise surface as a network error and be retried as if the service were down.
+    if value is not None and not all(" " <= ch <= "~" for ch in value):
+        raise WavyConfigurationError(
+            f"Connection {conn_id!r}: the {field_name} holds a character an HTTP header cannot carry (a "
+            "line break, control or non-ASCII character). Paste it again from the Wavy/Sinch portal."
+        )
+    return value
+
+
+def _positive_int(extra: Mapping[str, Any], key: str, default: int, conn_id: str) -> int:
+    value = extra.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = 0
+    if number <= 0:
+        raise WavyConfigurationError(
+            f"Connection {conn_id!r}: extra {key!r} must be a whole number > 0, got {value!r}."
+        )
+    return number
+
+
+def _non_negative_int(extra: Mapping[str, Any], key: str, default: int, conn_id: str) -> int:
+    value = extra.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise WavyConfigurationError(
+            f"Connection {conn_id!r}: extra {key!r} must be a whole number >= 0, got {value!r}."
+        )
+    return number
+
+
+@dataclass(frozen=True)
+class WavySettings:
+    """
+    Everything a transport needs from a ``wavy`` connection.
+
+    :param conn_id: the connection's id, for messages.
+    :param base_url: the API base URL, scheme included.
+    :param username: the Wavy UserName (connection login).
+    :param token: the authentication token (connection password); never printed.
+    :param customer_id: the default customer id (connection extra).
+    :param sub_account_id: the default sub-account id (connection extra).
+    :param timeout: seconds to wait for a connection or for the next bytes of an answer.
+    :param max_retries: retries of transient failures after the first attempt.
+    :param call_timeout: the longest one API call may take in all, retries and pauses included.
+    :param download_timeout: the longest one file download may take in all.
+    :param max_file_bytes: the largest file accepted, counted decoded (a gzip bomb stops there).
+    """
+
+    conn_id: str
+    base_url: str
+    username: str
+    token: str = field(repr=False)
+    customer_id: str | None = None
+    sub_account_id: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    max_retries: int = DEFAULT_MAX_RETRIES
+    call_timeout: float = DEFAULT_CALL_TIMEOUT
+    download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+
+    @classmethod
+    def from_connection(
+        cls,
+        *,
+        conn_id: str,
+        host: str | None,
+        port: int | None,
+        login: str | None,
+        password: str | None,
+        extra: Mapping[str, Any],
+    ) -> WavySettings:
+        """
+        Read and check the fields of a ``wavy`` connection.
+
+        :param conn_id: the connection's id.
+        :param host: the Host field: empty, a host name, or a base URL with scheme.
+        :param port: the Port field, if any.
+        :param login: the Login field (Wavy UserName).
+        :param password: the Password field (authentication token).
+        :param extra: the Extra field as a dict.
+        """
+        username = _header_value(_optional_text(login), "Login (Wavy UserName)", conn_id)
+        token = _header_value((password or "").strip(), "Password (authentication token)", conn_id) or ""
+        missing = [
+            name for name, value in (("Login (Wavy UserName)", username), ("Password", token)) if not value
+        ]
+        if missing:
+            raise WavyConfigurationError(
+                f"Connection {conn_id!r} has no {' and no '.join(missing)}. Set the Login to your Wavy "
+                "UserName and the Password to its authentication token (Wavy/Sinch messaging portal)."
+            )
+        return cls(
+            conn_id=conn_id,
+            base_url=normalize_base_url(host, port),
+            username=username or "",
+            token=token,
+            customer_id=_optional_text(extra.get("customer_id")),
+            sub_account_id=_optional_text(extra.get("sub_account_id")),
+            timeout=_positive_number(extra, "timeout", DEFAULT_TIMEOUT, conn_id),
+            max_retries=_non_negative_int(extra, "max_retries", DEFAULT_MAX_RETRIES, conn_id),
+            call_timeout=_positive_number(extra, "call_timeout", DEFAULT_CALL_TIMEOUT, conn_id),
+            download_timeout=_positive_number(extra, "download_timeout", DEFAULT_DOWNLOAD_TIMEOUT, conn_id),
+            max_file_bytes=_positive_int(extra, "max_file_bytes", DEFAULT_MAX_FILE_BYTES, conn_id),
+        )
+
+    @classmethod
+    def from_airflow_connection(cls, conn: Any, *, conn_id: str, extra: Mapping[str, Any]) -> WavySettings:
+        """
+        Read the settings from an Airflow ``Connection``.
+
+        :param conn: the connection (anything with host, port, login and password attributes).
+        :param conn_id: its id, for messages.
+        :param extra: its extras as a dict, passed in because triggers must read them the async way.
+        """
+        return cls.from_connection(
+            conn_id=conn_id,
+            host=conn.host,
+            port=conn.port,
+            login=conn.login,
+            password=conn.password,
+            extra=extra,
+        )
+
+    @property
+    def origin(self) -> Origin:
+        """Return the only origin allowed to receive the token."""
+        return origin_of(self.base_url)
+
+    @property
+    def sends_token_in_clear(self) -> bool:
+        """Tell whether the token would travel unencrypted over a network (plain HTTP, not loopback)."""
+        scheme, host, _ = self.origin
+        return scheme == "http" and not is_loopback_host(host)
+
+    def retry_policy(self, *, backoff_base: float = BACKOFF_BASE) -> RetryPolicy:
+        """
+        Return this connection's retry policy.
+
+        :param backoff_base: the first backoff step in seconds (the sandbox's tests use short ones).
+        """
+        return RetryPolicy(max_retries=self.max_retries, backoff_base=backoff_base)
+
+    def resolve_ids(self, customer_id: str | None, sub_account_id: str | None) -> tuple[str, str | None]:
+        """
+        Pick the customer and sub-account ids: the arguments first, then the connection's extras.
+
+        :param customer_id: the caller's customer id, if given.
+        :param sub_account_id: the caller's sub-account id, if given.
+        """
+        customer = _optional_text(customer_id) or self.customer_id
+        if not customer:
+            raise WavyConfigurationError(
+                "No Wavy customer id: pass customer_id to the operator, sensor or hook call, or set the "
+                f"extra 'customer_id' on connection {self.conn_id!r}."
+            )
+        return customer, _optional_text(sub_account_id) or self.sub_account_id
+
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_CALL_TIMEOUT",
+    "DEFAULT_DOWNLOAD_TIMEOUT",
+    "DEFAULT_MAX_FILE_BYTES",
+    "DEFAULT_TIMEOUT",
+    "WavySettings",
+    "normalize_base_url",
+]
