@@ -41,6 +41,7 @@ class Export:
     :param api_path: the path under the base URL, e.g. ``/v1/session``.
     :param url_fields: the answer fields that may hold the file URL, in order.
     :param columns: the CSV's columns.
+    :param list_type: the list's type (``OPTOUT``, ...), None for the open sessions.
     """
 
     key: str
@@ -48,6 +49,7 @@ class Export:
     api_path: str
     url_fields: tuple[str, ...]
     columns: CsvColumns
+    list_type: str | None = None
 
 
 #: The English and Spanish pages say ``source``, the Portuguese page ``origem`` (``origin``); the time zone of
@@ -85,6 +87,7 @@ LISTS: Final = {
         api_path=f"/v1/list/{list_type.value}",
         url_fields=("data",),
         columns=LIST_COLUMNS,
+        list_type=list_type.value,
     )
     for list_type in WavyListType
 }

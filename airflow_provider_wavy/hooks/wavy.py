@@ -401,12 +401,15 @@ class WavyHook(BaseHook):
         with self.open_file(file_url) as download:
             yield from download.iter_chunks(chunk_size)
 
-    def file_has_rows(self, file_url: str, *, timeout: float | None = None) -> bool:
+    def file_has_rows(
+        self, file_url: str, *, timeout: float | None = None, export: Export = OPEN_SESSIONS
+    ) -> bool:
         """
-        Tell whether a sessions file holds a data row, reading it no further than that row.
+        Tell whether an export's file holds a data row, reading it no further than that row.
 
         :param file_url: the URL the API returned.
         :param timeout: the longest the look may take.
+        :param export: whose columns the file must have.
         :raises WavyResponseError: the file is not the open-sessions CSV.
         :raises WavyDownloadError: the file cannot be read (the CDN may lag behind the API).
         """

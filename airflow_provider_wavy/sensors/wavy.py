@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from airflow.providers.common.compat.sdk import Context
 
+    from airflow_provider_wavy.exports import Export
     from airflow_provider_wavy.hooks.wavy import WavyHook
 
 
@@ -99,33 +100,43 @@ class WavyOpenSessionsSensor(BaseSensorOperator):
         """Ask the API once (with the hook's retries); done when there is a file URL (with rows, if asked)."""
         from airflow_provider_wavy.exceptions import WavyTransientError
 
+        export = self._export()
         try:
-            file_url = self.hook.get_open_sessions_file_url(
-                self.customer_id, self.sub_account_id, timeout=self._time_left()
+            file_url = self.hook.get_export_file_url(
+                export, self.customer_id, self.sub_account_id, timeout=self._time_left()
             )
         except WavyTransientError as error:
             self.log.warning("Wavy: %s Still waiting.", error)
             return PokeReturnValue(is_done=False)
         if file_url is None:
-            self.log.info("No Wavy open-sessions file yet.")
+            self.log.info("No Wavy %s file yet.", export.title)
             return PokeReturnValue(is_done=False)
-        if self.require_rows and not self._file_has_rows(file_url):
+        if self.require_rows and not self._file_has_rows(file_url, export):
             return PokeReturnValue(is_done=False)
-        self.log.info("Wavy open-sessions file is ready: %s", _shown(file_url))
+        self.log.info("Wavy %s file is ready: %s", export.title, _shown(file_url))
         return PokeReturnValue(is_done=True, xcom_value=file_url)
 
-    def _file_has_rows(self, file_url: str) -> bool:
+    def _export(self) -> Export:
+        """Return what this sensor waits for (the open sessions; a list for ``WavyListSensor``)."""
+        from airflow_provider_wavy.exports import OPEN_SESSIONS
+
+        return OPEN_SESSIONS
+
+    def _trigger_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def _file_has_rows(self, file_url: str, export: Export) -> bool:
         from airflow_provider_wavy.exceptions import WavyDownloadError, WavyTransientError
 
         try:
             # Stop at the first data row: the sensor needs to know, the operator downloads.
-            has_rows = self.hook.file_has_rows(file_url, timeout=self._time_left())
+            has_rows = self.hook.file_has_rows(file_url, timeout=self._time_left(), export=export)
         except (WavyDownloadError, WavyTransientError) as error:
             # The CDN may lag behind the API (403/404 for a while): that is "not ready yet".
             self.log.warning("Wavy: %s Still waiting.", error)
             return False
         if not has_rows:
-            self.log.info("The Wavy sessions file has no data row yet (header only); still waiting.")
+            self.log.info("The Wavy %s file has no data row yet (header only); still waiting.", export.title)
         return has_rows
 
     def execute(self, context: Context) -> Any:
@@ -145,6 +156,7 @@ class WavyOpenSessionsSensor(BaseSensorOperator):
                 max_wait=self.max_wait.total_seconds() if self.max_wait else None,
                 # Its own deadline: the deferral timeout is not enforced everywhere (dag.test) or promptly.
                 deadline=time.time() + self.timeout,
+                **self._trigger_kwargs(),
             ),
             method_name="execute_complete",
             # A grace period, so that the trigger's own deadline fires first: its timeout event becomes
@@ -166,7 +178,7 @@ class WavyOpenSessionsSensor(BaseSensorOperator):
         status = (event or {}).get("status")
         if status == "success" and event is not None and event.get("file_url"):
             file_url = str(event["file_url"])
-            self.log.info("Wavy open-sessions file is ready: %s", _shown(file_url))
+            self.log.info("Wavy %s file is ready: %s", self._export().title, _shown(file_url))
             return file_url
         if status == "timeout" and event is not None:
             message = str(event.get("message") or "Sensor has timed out.")
@@ -176,4 +188,33 @@ class WavyOpenSessionsSensor(BaseSensorOperator):
         raise exception_from_event(event or {"message": "The Wavy trigger ended without an event."})
 
 
-__all__ = ["WavyOpenSessionsSensor"]
+class WavyListSensor(WavyOpenSessionsSensor):
+    """
+    Wait until the Wavy API returns a list's file URL (``GET /v1/list/{list_type}``), and return that URL.
+
+    Everything :class:`WavyOpenSessionsSensor` offers (poke, reschedule, deferrable, ``require_rows``,
+    ``soft_fail``) works the same. A list with nothing in it (an answer without ``data``) means "keep
+    waiting", as a missing sessions file does.
+
+    :param list_type: ``OPTOUT``, ``OPTIN``, ``BLACKLIST`` or ``WHITELIST``, in any case (templated); also
+        a :class:`~airflow_provider_wavy.exports.WavyListType`.
+    """
+
+    template_fields: Sequence[str] = ("list_type", "customer_id", "sub_account_id")
+
+    def __init__(self, *, list_type: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.list_type = list_type
+        if "{{" not in str(list_type):
+            self._export()  # a wrong value fails when the DAG is parsed, not when it runs
+
+    def _export(self) -> Export:
+        from airflow_provider_wavy.exports import list_export
+
+        return list_export(self.list_type)
+
+    def _trigger_kwargs(self) -> dict[str, Any]:
+        return {"list_type": self._export().list_type}
+
+
+__all__ = ["WavyListSensor", "WavyOpenSessionsSensor"]

@@ -17,9 +17,10 @@ from airflow_provider_wavy.exceptions import (
     WavyError,
     WavyTransientError,
 )
+from airflow_provider_wavy.exports import OPEN_SESSIONS, list_export
 from airflow_provider_wavy.hooks._httpx_client import shared_ssl_context, start_gate
 from airflow_provider_wavy.hooks.wavy_async import WavyAsyncHook, describe_transport_error
-from airflow_provider_wavy.protocol import BACKOFF_BASE
+from airflow_provider_wavy.timing import BACKOFF_BASE
 from airflow_provider_wavy.urls import describe_url, redact
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ class WavyOpenSessionsTrigger(BaseTrigger):
     :param max_wait: the longest pause between polls with ``exponential_backoff``, in seconds.
     :param deadline: the absolute time (epoch seconds) after which a ``timeout`` event is yielded.
     :param backoff_base: the first pause between retries of a transient failure, in seconds.
+    :param list_type: wait for a list (``OPTOUT``, ``OPTIN``, ``BLACKLIST``, ``WHITELIST``) instead of the
+        open sessions.
     """
 
     def __init__(
@@ -66,10 +69,13 @@ class WavyOpenSessionsTrigger(BaseTrigger):
         max_wait: float | None = None,
         deadline: float | None = None,
         backoff_base: float = BACKOFF_BASE,
+        list_type: str | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         if deadline is not None and not math.isfinite(deadline):
             raise ValueError(f"deadline must be a finite epoch time in seconds, got {deadline!r}")
+        self.export = OPEN_SESSIONS if list_type is None else list_export(list_type)
+        self.list_type = None if list_type is None else str(list_type).strip().upper()
         self.wavy_conn_id = wavy_conn_id
         self.customer_id = customer_id
         self.sub_account_id = sub_account_id
@@ -94,6 +100,7 @@ class WavyOpenSessionsTrigger(BaseTrigger):
                 "max_wait": self.max_wait,
                 "deadline": self.deadline,
                 "backoff_base": self.backoff_base,
+                **({"list_type": self.list_type} if self.list_type is not None else {}),
             },
         )
 
@@ -113,7 +120,8 @@ class WavyOpenSessionsTrigger(BaseTrigger):
         except Exception as error:  # noqa: BLE001 - the task must fail with a message, not hang deferred
             event = self._error_event(
                 "WavyError",
-                f"Unexpected {type(error).__name__} while waiting for the Wavy sessions file: {error}",
+                f"Unexpected {type(error).__name__} while waiting for the Wavy {self.export.title} file: "
+                f"{error}",
             )
         yield TriggerEvent(event)  # type: ignore[no-untyped-call]
 
@@ -127,7 +135,9 @@ class WavyOpenSessionsTrigger(BaseTrigger):
         when = datetime.fromtimestamp(self.deadline or 0, UTC).isoformat(timespec="seconds")
         return {
             "status": "timeout",
-            "message": f"Sensor has timed out: no Wavy open-sessions file {what}by the deadline {when}.",
+            "message": (
+                f"Sensor has timed out: no Wavy {self.export.title} file {what}by the deadline {when}."
+            ),
         }
 
     def _remaining(self) -> float:
@@ -169,7 +179,7 @@ class WavyOpenSessionsTrigger(BaseTrigger):
             except TimeoutError:
                 return self._timeout_event()
             if file_url is not None:
-                self.log.info("Wavy open-sessions file is ready: %s", describe_url(file_url))
+                self.log.info("Wavy %s file is ready: %s", self.export.title, describe_url(file_url))
                 return {"status": "success", "file_url": file_url}
             if last_look:
                 return self._timeout_event()
@@ -185,7 +195,7 @@ class WavyOpenSessionsTrigger(BaseTrigger):
     async def _poll(self, hook: WavyAsyncHook, polls: int = 1) -> str | None:
         """Return the file URL when the condition holds, None to keep waiting; raise on fatal errors."""
         try:
-            file_url = await hook.get_open_sessions_file_url(self.customer_id, self.sub_account_id)
+            file_url = await hook.get_export_file_url(self.export, self.customer_id, self.sub_account_id)
         except WavyTransientError as error:
             self.log.warning("Wavy: %s Still waiting.", error)
             return None
@@ -193,20 +203,23 @@ class WavyOpenSessionsTrigger(BaseTrigger):
             # Once at INFO, then DEBUG: a triggerer holding thousands of sensors should not log each poll.
             self.log.log(
                 logging.INFO if polls == 1 else logging.DEBUG,
-                "No Wavy open-sessions file yet; checking every %gs.",
+                "No Wavy %s file yet; checking every %gs.",
+                self.export.title,
                 self._interval(polls),
             )
             return None
         if not self.require_rows:
             return file_url
         try:
-            rows = await hook.file_has_rows(file_url)
+            rows = await hook.file_has_rows(file_url, export=self.export)
         except (WavyDownloadError, WavyTransientError) as error:
             # The CDN may lag behind the API (403/404 for a while): that is "not ready yet".
             self.log.warning("Wavy: %s Still waiting.", error)
             return None
         if not rows:
-            self.log.info("The Wavy sessions file has no data row yet (header only); still waiting.")
+            self.log.info(
+                "The Wavy %s file has no data row yet (header only); still waiting.", self.export.title
+            )
             return None
         return file_url
 
