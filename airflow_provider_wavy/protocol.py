@@ -468,8 +468,8 @@ class FileCall:
                 f"HTTP {status}", parse_retry_after(headers.get("retry-after"))
             )
         hint = (
-            "The link may have expired or not be published yet: let the Wavy sensor wait for it, or ask "
-            "the API for a new file URL."
+            "The link may have expired or not be published yet: let WavyOpenSessionsSensor (or "
+            "WavyListSensor) wait for it, or ask the API for a new file URL."
             if status in (403, 404, 410)
             else "Check the file URL."
         )

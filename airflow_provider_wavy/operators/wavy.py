@@ -10,17 +10,16 @@ from airflow.providers.common.compat.sdk import BaseOperator
 from airflow_provider_wavy._xcom import parse_rows  # re-exported: it lived here
 
 if TYPE_CHECKING:
-    import mmap
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
     from airflow.providers.common.compat.sdk import Context
     from airflow.providers.openlineage.extractors import OperatorLineage
 
     from airflow_provider_wavy._destination import AtomicWriter, Target
     from airflow_provider_wavy.hooks.wavy import FileDownload, WavyHook
+    from airflow_provider_wavy.pipeline import Buffer
     from airflow_provider_wavy.sessions_csv import SessionsCsvChecker, SessionsCsvSummary
 
-    _Buffer = bytearray | mmap.mmap
 
 #: 10,000 sessions are about 0.8 MB of JSON (~75 bytes a row): well inside what every metadata database
 #: takes in one XCom row (MySQL's default max_allowed_packet is 64 MB, but the XCom table is read whole by
@@ -38,7 +37,6 @@ _XCOM_CHUNK_SIZE = 1024 * 1024
 #: buffer can be backed by huge pages.
 _BUFFER_SIZE = 4 * 1024 * 1024
 _BUFFERS = 6
-PROGRESS_INTERVAL = 5.0
 #: Time allowed to close and rename (on object stores: copy) a complete download: with the download's own
 #: time limit, the age past which a temporary sibling cannot belong to a live writer.
 _COMMIT_MARGIN = 1800.0
@@ -247,14 +245,15 @@ class WavyOpenSessionsOperator(BaseOperator):
         """Copy the download into the writer while verifying it; hashing and writing run in two threads."""
         import dataclasses
 
+        from airflow_provider_wavy.pipeline import Pipeline, Progress
         from airflow_provider_wavy.sessions_csv import SessionsCsvChecker
 
         # Three stages, each on its own thread: this one reads and verifies a buffer while the others hash
         # and write the buffers before it. Reading, hashing, writing and (with NumPy) row counting all
         # release the GIL, so the stages run on separate cores at once.
         checker = SessionsCsvChecker(hash_bytes=False)
-        progress = _Progress(self, download.expected_size)
-        pipeline = _Pipeline(writer.write, _BUFFERS, _BUFFER_SIZE)
+        progress = Progress(self.log, download.expected_size)
+        pipeline = Pipeline(writer.write, _BUFFERS, _BUFFER_SIZE)
         try:
             while size := download.readinto(buffer := pipeline.take()):
                 pipeline.submit(buffer, size)
@@ -269,7 +268,7 @@ class WavyOpenSessionsOperator(BaseOperator):
         return dataclasses.replace(summary, sha256=sha256)
 
     def _feed(
-        self, checker: SessionsCsvChecker, chunk: bytes | _Buffer, download: FileDownload, where: str
+        self, checker: SessionsCsvChecker, chunk: bytes | Buffer, download: FileDownload, where: str
     ) -> None:
         from airflow_provider_wavy.sessions_csv import SessionsCsvError
 
@@ -298,13 +297,14 @@ class WavyOpenSessionsOperator(BaseOperator):
     def _to_xcom(self, file_url: str) -> list[dict[str, str | None]]:
         """Download the file into memory (bounded in rows and bytes) and return its rows as dicts."""
         from airflow_provider_wavy._xcom import RowsTooLargeError
+        from airflow_provider_wavy.pipeline import Progress
         from airflow_provider_wavy.sessions_csv import SessionsCsvChecker
 
         checker = SessionsCsvChecker(hash_bytes=False)
         chunks: list[bytes] = []
         header: tuple[str, ...] | None = None
         with self._open(file_url) as download:
-            progress = _Progress(self, download.expected_size)
+            progress = Progress(self.log, download.expected_size)
             for chunk in download.iter_chunks(_XCOM_CHUNK_SIZE):
                 self._feed(checker, chunk, download, "XCom")
                 if header is None and (header := checker.header) is not None:
@@ -401,180 +401,6 @@ def _check_limit(name: str, value: object, kind: type) -> None:
     if not ok or (kind is int and not isinstance(value, int)):
         noun = "a whole number" if kind is int else "a number of seconds"
         raise ValueError(f"{name} must be {noun} > 0, or None for the wavy connection's; got {value!r}.")
-
-
-class _Progress:
-    """Log bytes, rate and share done every few seconds."""
-
-    def __init__(self, operator: BaseOperator, expected: int | None) -> None:
-        import time
-
-        self._clock = time.monotonic
-        self._log = operator.log
-        self._expected = expected
-        self._start = self._clock()
-        self._next = self._start + PROGRESS_INTERVAL
-
-    def update(self, done: int) -> None:
-        now = self._clock()
-        if now < self._next:
-            return
-        self._next = now + PROGRESS_INTERVAL
-        rate = done / max(now - self._start, 1e-9) / 2**20
-        if self._expected:
-            self._log.info(
-                "Downloaded %.1f of %.1f MiB (%.0f%%) at %.1f MiB/s.",
-                done / 2**20,
-                self._expected / 2**20,
-                100 * done / self._expected,
-                rate,
-            )
-        else:
-            self._log.info("Downloaded %.1f MiB at %.1f MiB/s (size not announced).", done / 2**20, rate)
-
-
-class _Pipeline:
-    """
-    Hash, then write, buffers in two threads, in order, and lend each buffer out again once written.
-
-    The pipeline owns every buffer of the download, so memory stays at most ``count * size`` bytes whatever
-    the file's size, and a buffer is never refilled before it is hashed and written. Use :meth:`close` when
-    the download is complete, :meth:`abort` when it failed.
-
-    :param write: called with each buffer's bytes, in order (in the writing thread).
-    :param count: the number of buffers.
-    :param size: the size of each buffer.
-    """
-
-    def __init__(self, write: Callable[[memoryview], object], count: int, size: int) -> None:
-        import hashlib
-        import queue
-        import threading
-
-        self._write = write
-        self._digest = hashlib.sha256()
-        self._error: BaseException | None = None
-        self._cancelled = False
-        self._size = size
-        self._unallocated = count  # allocated on demand: a small file needs one or two, not all of them
-        self._free: queue.SimpleQueue[_Buffer] = queue.SimpleQueue()
-        self._to_hash: queue.SimpleQueue[tuple[_Buffer, int] | None] = queue.SimpleQueue()
-        self._to_write: queue.SimpleQueue[tuple[_Buffer, int] | None] = queue.SimpleQueue()
-        self._threads = [
-            threading.Thread(target=self._hash_all, name="wavy-download-sha256", daemon=True),
-            threading.Thread(target=self._write_all, name="wavy-download-write", daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def _stopped(self) -> bool:
-        return self._cancelled or self._error is not None
-
-    def _hash_all(self) -> None:
-        try:
-            while (item := self._to_hash.get()) is not None:
-                buffer, size = item
-                if not self._stopped():
-                    try:
-                        self._digest.update(memoryview(buffer)[:size])  # releases the GIL at this size
-                    except BaseException as error:  # noqa: BLE001 - raised in the caller's thread
-                        self._error = self._error or error
-                # Passed on even when stopped: the writing thread returns every buffer to the pool.
-                self._to_write.put(item)
-        finally:
-            self._to_write.put(None)
-
-    def _write_all(self) -> None:
-        while (item := self._to_write.get()) is not None:
-            buffer, size = item
-            if not self._stopped():  # once stopped, buffers still come back so that take() never hangs
-                try:
-                    self._write(memoryview(buffer)[:size])
-                except BaseException as error:  # noqa: BLE001 - raised in the caller's thread
-                    self._error = self._error or error
-            self._free.put(buffer)
-
-    def take(self) -> _Buffer:
-        """
-        Return a free buffer, waiting while all of them are being hashed or written.
-
-        :raises Exception: what hashing or writing an earlier buffer raised (e.g. the disk is full).
-        """
-        if self._unallocated and self._free.empty():
-            self._unallocated -= 1
-            buffer = _anonymous_buffer(self._size)
-        else:
-            buffer = self._free.get()
-        if self._error is not None:
-            raise self._error
-        return buffer
-
-    def submit(self, buffer: _Buffer, size: int) -> None:
-        """
-        Queue the first ``size`` bytes of a buffer to be hashed and written; it then returns to the pool.
-
-        :param buffer: a buffer from :meth:`take`, not to be changed until it is taken again.
-        :param size: how many of its bytes belong to the file.
-        """
-        self._to_hash.put((buffer, size))
-
-    def close(self) -> str:
-        """
-        Wait until every queued buffer is hashed and written; return the hex SHA-256 of all of them.
-
-        :raises Exception: what hashing or writing raised.
-        """
-        self._to_hash.put(None)
-        self._join()
-        if self._error is not None:
-            raise self._error
-        return self._digest.hexdigest()
-
-    def abort(self) -> None:
-        """Stop after the buffers in hand: the rest are neither hashed nor written (the file is discarded)."""
-        self._cancelled = True
-        self._to_hash.put(None)
-        self._join()
-
-    def _join(self) -> None:
-        # The destination is closed or discarded right after this returns: no thread may still write to it,
-        # even when a timeout or a signal interrupts the wait.
-        try:
-            for thread in self._threads:
-                thread.join()
-        except BaseException:
-            self._cancelled = True
-            for thread in self._threads:
-                thread.join()
-            raise
-
-
-def _anonymous_buffer(size: int) -> _Buffer:
-    """
-    Allocate a download buffer the kernel may back with 2 MiB pages (a ``bytearray`` where it cannot).
-
-    A ``bytearray`` is zero-filled at once in 4 KiB pages: about 2.5 ms per 4 MiB buffer on a virtual
-    machine, a tenth of a 100 MiB download. An anonymous private mapping is filled lazily, and with
-    ``MADV_HUGEPAGE`` in 2 MiB pages, which also spares the copy, hash and write passes most TLB misses.
-
-    :param size: the buffer's size in bytes.
-    """
-    import contextlib
-    import mmap
-
-    private = getattr(mmap, "MAP_PRIVATE", None)  # POSIX only
-    if private is None:
-        return bytearray(size)
-    try:
-        buffer = mmap.mmap(-1, size, flags=private | mmap.MAP_ANONYMOUS)
-    except OSError:
-        return bytearray(size)  # e.g. the process's mapping limit: the heap may still have room
-    huge_pages = getattr(mmap, "MADV_HUGEPAGE", None)  # Linux only; a no-op where THP is off
-    if huge_pages is not None:
-        # A kernel without transparent huge pages refuses the advice: 4 KiB pages then, as a bytearray has.
-        with contextlib.suppress(OSError):
-            buffer.madvise(huge_pages)
-    return buffer
 
 
 __all__ = [

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_provider_wavy import pipeline as pipeline_module
 from airflow_provider_wavy.exceptions import WavyDownloadError
 from airflow_provider_wavy.operators import wavy as operator_module
 from airflow_provider_wavy.operators.wavy import DEFAULT_MAX_XCOM_ROWS, WavyOpenSessionsOperator
@@ -385,7 +386,7 @@ def test_object_storage_path_with_destination_conn_id_fails_before_any_request(s
 def test_buffers_are_anonymous_mappings() -> None:
     import mmap
 
-    buffer = operator_module._anonymous_buffer(4 * 1024 * 1024)
+    buffer = pipeline_module.anonymous_buffer(4 * 1024 * 1024)
 
     assert isinstance(buffer, mmap.mmap)
     assert len(buffer) == 4 * 1024 * 1024
@@ -407,7 +408,7 @@ def test_buffers_fall_back_to_bytearray(
             raise OSError(12, "Cannot allocate memory")
 
         monkeypatch.setattr(mmap, "mmap", refuse)
-    assert isinstance(operator_module._anonymous_buffer(1024), bytearray)
+    assert isinstance(pipeline_module.anonymous_buffer(1024), bytearray)
     sandbox.scenario = Scenario(rows=300_000)  # several buffers' worth
 
     summary = run(destination=str(tmp_path / "s.csv"))
@@ -422,7 +423,7 @@ def test_buffers_fall_back_to_bytearray(
 def test_progress_is_logged(
     sandbox: WavySandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, all_logs: Callable[[], str]
 ) -> None:
-    monkeypatch.setattr(operator_module, "PROGRESS_INTERVAL", 0.0)
+    monkeypatch.setattr(pipeline_module, "PROGRESS_INTERVAL", 0.0)
     sandbox.scenario = Scenario(rows=60_000)
 
     run(destination=str(tmp_path / "s.csv"))
@@ -592,7 +593,7 @@ class _FailingDigest:
 @pytest.mark.timeout(20)
 def test_pipeline_hash_failure_stops_the_download_instead_of_hanging() -> None:
     written: list[bytes] = []
-    pipeline = operator_module._Pipeline(lambda view: written.append(bytes(view)), 2, 16)
+    pipeline = pipeline_module.Pipeline(lambda view: written.append(bytes(view)), 2, 16)
     pipeline._digest = _FailingDigest()  # type: ignore[assignment]
 
     def feed_more_buffers_than_the_pool_holds() -> None:
@@ -620,7 +621,7 @@ def test_pipeline_abort_writes_nothing_more_and_waits_for_its_threads() -> None:
         release_first_write.wait(10)
         written.append(bytes(view))
 
-    pipeline = operator_module._Pipeline(slow_write, 4, 8)
+    pipeline = pipeline_module.Pipeline(slow_write, 4, 8)
     for byte in b"abcd":
         buffer = pipeline.take()
         buffer[:] = bytes([byte]) * 8
@@ -634,7 +635,7 @@ def test_pipeline_abort_writes_nothing_more_and_waits_for_its_threads() -> None:
 
 def test_pipeline_hashes_and_writes_the_same_bytes_in_order() -> None:
     written = bytearray()
-    pipeline = operator_module._Pipeline(written.extend, 3, 1000)
+    pipeline = pipeline_module.Pipeline(written.extend, 3, 1000)
     data = bytes(range(256)) * 40
     for start in range(0, len(data), 1000):
         piece = data[start : start + 1000]
