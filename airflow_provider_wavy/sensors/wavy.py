@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from datetime import timedelta
 from functools import cached_property
@@ -142,7 +143,11 @@ class WavyOpenSessionsSensor(BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         """Poke (or reschedule) as any sensor, or defer the whole wait to the triggerer."""
         if not self.deferrable:
-            return super().execute(context)
+            # The base class's poke loop, without its executor-safeguard wrapper: that check already ran
+            # for this call, and Airflow 2.11's wrapper, unlike Airflow 3's, does not recognise a super()
+            # call from a subclass (it logs "execute cannot be called outside TaskInstance!", and fails the
+            # task with allow_nested_operators=False).
+            return inspect.unwrap(BaseSensorOperator.execute)(self, context)
         from airflow_provider_wavy.triggers.wavy import WavyOpenSessionsTrigger
 
         self.defer(

@@ -35,7 +35,12 @@ DEFAULTS = {"retries": 1, "retry_delay": timedelta(hours=1)}
 MODES_DAG = (
     DAG_HEADER
     + """
-with DAG("wavy_sensor_modes", schedule=None, start_date=datetime(2026, 1, 1), default_args=DEFAULTS):
+# allow_nested_operators=False turns Airflow's "execute cannot be called outside TaskInstance" warning
+# (an operator's execute called from another's) into a failure: the sensor's own execute must not trip it.
+# No retry: such a failure shows at once instead of after an hour's retry delay.
+STRICT = {"retries": 0, "allow_nested_operators": False}
+
+with DAG("wavy_sensor_modes", schedule=None, start_date=datetime(2026, 1, 1), default_args=STRICT):
     WavyOpenSessionsSensor(task_id="poke", wavy_conn_id="wavy_poke", poke_interval=1, timeout=60)
     WavyOpenSessionsSensor(
         task_id="reschedule", wavy_conn_id="wavy_reschedule", mode="reschedule", poke_interval=1, timeout=60
@@ -141,6 +146,8 @@ def test_every_mode_waits_then_returns_the_file_url(
         assert isinstance(url, str)
         assert url.startswith(box.cdn_url), task_id
         assert box.api_calls == 3, f"{task_id}: two 'not yet' answers, then the URL"
+    # Airflow 2.11 says "... outside TaskInstance!", Airflow 3 "... outside of the Task Runner!".
+    assert "cannot be called outside" not in run.output + airflow_env.task_log_text()
     # The templated customer_id was rendered before the trigger was built; the others use the extra.
     assert {r.query["customerId"] for r in sandbox.requests if r.origin == "api"} == {"2002"}
     assert {r.query["customerId"] for r in poke_sandbox.requests if r.origin == "api"} == {SANDBOX_CUSTOMER}
