@@ -25,7 +25,7 @@ import csv
 import io
 import os
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, BinaryIO
 
 from airflow.providers.common.compat.sdk import DAG, ObjectStoragePath, task
 
@@ -52,6 +52,19 @@ def _created_at_key(value: str) -> tuple[int, Any]:
         return (1, value)
 
 
+def _open_binary(uri: str) -> BinaryIO:
+    """
+    Open the downloaded file for reading: a local file directly, anything else through Airflow's storage.
+
+    :param uri: ``file:///...`` (what the operator reports for a local destination), or ``s3://...`` etc.
+    """
+    # Local files skip ObjectStoragePath: on Airflow 3.0 it cannot open file:// URIs with
+    # universal-pathlib 0.3, and plain open() needs no file system layer anyway.
+    if uri.startswith("file://"):
+        return open(uri.removeprefix("file://"), "rb")
+    return ObjectStoragePath(uri).open("rb")  # type: ignore[no-any-return,no-untyped-call]
+
+
 def summarize_sessions_file(uri: str) -> dict[str, Any]:
     """
     Count the sessions in a downloaded file and find the oldest and newest ``session_created_at``.
@@ -63,7 +76,7 @@ def summarize_sessions_file(uri: str) -> dict[str, Any]:
     sessions = 0
     oldest: str | None = None
     newest: str | None = None
-    with ObjectStoragePath(uri).open("rb") as raw:  # type: ignore[no-untyped-call]
+    with _open_binary(uri) as raw:
         # utf-8-sig drops a byte order mark if there is one; Wavy does not document the delimiter.
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         header_line = text.readline()

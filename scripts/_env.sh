@@ -12,6 +12,9 @@ if [ -z "${SSL_CERT_FILE:-}" ] && [ -f /etc/ssl/certs/ca-certificates.crt ]; the
 fi
 AIRFLOW3_VERSION="3.3.2"
 AIRFLOW2_VERSION="2.11.2"
+# The version matrix: the latest patch of each other Airflow 3 minor runs the smoke set (scripts/test.sh),
+# as "VERSION [PACKAGE...]": 3.0 builds a provider's connection form only with the FAB provider installed.
+AIRFLOW_SMOKE_VERSIONS=("3.0.6 apache-airflow-providers-fab" "3.1.8" "3.2.2")
 
 find_python() {
     local candidate
@@ -39,14 +42,17 @@ set_group_args() {
     done
 }
 
-# ensure_venv NAME AIRFLOW_VERSION GROUPS -> prints the venv's bin directory
-# GROUPS: comma-separated dependency groups (test, lint) installed beside the editable project.
+# ensure_venv NAME AIRFLOW_VERSION GROUPS [PACKAGE...] -> prints the venv's bin directory
+# GROUPS: comma-separated dependency groups (test, lint, smoke) installed beside the editable project;
+# PACKAGEs: more requirements (pinned by the constraints file too).
 ensure_venv() {
     local name="$1" airflow_version="$2" groups="$3"
+    shift 3
+    local packages=("$@")
     local venv="$ROOT/.venv/$name"
     local constraints="$ROOT/constraints/airflow-$airflow_version.txt"
     local stamp_value
-    stamp_value="$(cat "$constraints" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)-$groups"
+    stamp_value="$(cat "$constraints" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)-$groups-${packages[*]}"
     if [ -f "$venv/.stamp" ] && [ "$(cat "$venv/.stamp")" = "$stamp_value" ]; then
         echo "$venv/bin"
         return 0
@@ -61,7 +67,7 @@ ensure_venv() {
     if ! { "$python" -m venv "$venv" &&
         "$venv/bin/python" -m pip install --quiet "uv==$UV_VERSION" &&
         "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" --constraint "$constraints" \
-            "apache-airflow==$airflow_version" -e "$ROOT" "${GROUP_ARGS[@]}"; } >"$log" 2>&1; then
+            "apache-airflow==$airflow_version" "${packages[@]}" -e "$ROOT" "${GROUP_ARGS[@]}"; } >"$log" 2>&1; then
         echo "error: installing $name failed; the last lines of $log:" >&2
         grep -v '^WARNING: Location' "$log" | tail -n 20 >&2
         return 1

@@ -1,20 +1,39 @@
 #!/usr/bin/env bash
-# Regenerate constraints/airflow-<version>.txt from a fresh, unconstrained resolution.
-# Run it when a dependency changes, then run scripts/test.sh to verify before committing the result.
+# Regenerate constraints/airflow-<version>.txt from a fresh resolution; with arguments, only those versions
+# (e.g. scripts/freeze-constraints.sh 3.1.8). Run it when a dependency changes, then run scripts/test.sh to
+# verify before committing the result.
 # Airflow's own published constraints files live outside the package registries, hence our own.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 python="$(find_python)"
-for spec in "$AIRFLOW3_VERSION:test,lint" "$AIRFLOW2_VERSION:test,lint"; do
-    version="${spec%%:*}"
-    groups="${spec#*:}"
+# VERSION:GROUPS:EXCLUDE_NEWER:PACKAGES. The matrix versions resolve against the registry as it was a week
+# after their release (uv --exclude-newer), as Airflow's own constraints do: today's fastapi, cadwyn and
+# pydantic break unpinned 3.0.6 and 3.2.2. Only the provider's own floor (common-compat) is exempt.
+SPECS=(
+    "$AIRFLOW3_VERSION:test,lint::"
+    "$AIRFLOW2_VERSION:test,lint::"
+    "3.0.6:smoke:2025-09-06:apache-airflow-providers-fab"
+    "3.1.8:smoke:2026-03-18:"
+    "3.2.2:smoke:2026-06-05:"
+)
+for spec in "${SPECS[@]}"; do
+    IFS=: read -r version groups exclude_newer packages <<<"$spec"
     set_group_args "$groups"
+    if [ $# -gt 0 ] && [[ " $* " != *" $version "* ]]; then
+        continue
+    fi
+    date_pins=()
+    if [ -n "$exclude_newer" ]; then
+        date_pins=(--exclude-newer "$exclude_newer"
+            --exclude-newer-package "apache-airflow-providers-common-compat=$(date -u +%Y-%m-%d)")
+    fi
     tmp="$(mktemp -d)"
     echo "resolving Airflow $version with the dependency groups $groups ..." >&2
     "$python" -m venv "$tmp/venv"
     "$tmp/venv/bin/python" -m pip install --quiet "uv==$UV_VERSION" 2>/dev/null
-    if ! "$tmp/venv/bin/uv" pip install --quiet --python "$tmp/venv/bin/python" \
-        "apache-airflow==$version" -e "$ROOT" "${GROUP_ARGS[@]}" >"$tmp/install.log" 2>&1; then
+    # shellcheck disable=SC2086 # packages: a space-separated list, possibly empty
+    if ! "$tmp/venv/bin/uv" pip install --quiet --python "$tmp/venv/bin/python" "${date_pins[@]}" \
+        "apache-airflow==$version" $packages -e "$ROOT" "${GROUP_ARGS[@]}" >"$tmp/install.log" 2>&1; then
         tail -n 30 "$tmp/install.log" >&2
         exit 1
     fi

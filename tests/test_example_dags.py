@@ -124,6 +124,7 @@ def _created_at_values(data: bytes) -> list[str]:
 
 
 @pytest.mark.e2e
+@pytest.mark.smoke
 def test_daily_example_downloads_the_file_and_reports_it(
     airflow_env: AirflowEnv, sandbox: WavySandbox, tmp_path: Path
 ) -> None:
@@ -147,6 +148,7 @@ def test_daily_example_downloads_the_file_and_reports_it(
 
 
 @pytest.mark.e2e
+@pytest.mark.smoke
 def test_xcom_example_feeds_rows_to_taskflow(
     airflow_env: AirflowEnv, sandbox: WavySandbox, tmp_path: Path
 ) -> None:
@@ -164,6 +166,7 @@ def test_xcom_example_feeds_rows_to_taskflow(
 
 
 @pytest.mark.e2e
+@pytest.mark.smoke
 def test_sub_accounts_example_maps_one_download_per_sub_account(
     airflow_env: AirflowEnv, sandbox: WavySandbox, tmp_path: Path
 ) -> None:
