@@ -184,6 +184,12 @@ def check_file_url(file_url: str) -> str:
         raise UrlError(f"The file URL is unusable: {error}.") from None
 
 
+def origin_and_path(url: str) -> tuple[str, str]:
+    """Return a URL's origin (``scheme://host[:port]``, no user information) and path, without the query."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}", parts.path or "/"
+
+
 def describe_url(url: str, *, secret: str | None = None) -> str:
     """
     Return a URL fit for logs and messages: origin and path only, bounded, without a secret.
@@ -193,8 +199,8 @@ def describe_url(url: str, *, secret: str | None = None) -> str:
     :param url: the URL.
     :param secret: a value to blank out if it appears.
     """
-    parts = urlsplit(url)
-    shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+    origin, _ = origin_and_path(url)
+    shown = f"{origin}{urlsplit(url).path}"
     flat = "".join(ch if ch.isprintable() else "?" for ch in shown)
     return cut(redact(flat, secret))
 
@@ -218,6 +224,7 @@ __all__ = [
     "default_port",
     "describe_url",
     "is_loopback_host",
+    "origin_and_path",
     "origin_of",
     "redact",
     "resolve_location",

@@ -42,6 +42,7 @@ from airflow_provider_wavy.protocol import (
 from airflow_provider_wavy.settings import WavySettings
 from airflow_provider_wavy.timing import BACKOFF_BASE, Deadline, RetryPolicy
 from airflow_provider_wavy.urls import Origin, describe_url, same_origin
+from airflow_provider_wavy.urls import check_file_url as _strict_file_url
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -347,6 +348,15 @@ class WavyHook(BaseHook):
         :raises WavyConfigurationError: no customer id anywhere.
         """
         return self.settings.resolve_ids(customer_id, sub_account_id)
+
+    @staticmethod
+    def check_file_url(file_url: str) -> str:
+        """
+        Check a file URL given by hand (an operator's ``file_url``) as strictly as one from the API.
+
+        :raises ValueError: the URL is not a plain absolute http(s) URL; the message says why.
+        """
+        return _strict_file_url(file_url)
 
     def _run_call(self, call: ExportCall) -> str | None:
         with CallWatch(call.deadline) as watch:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
 
     from airflow_provider_wavy._destination import AtomicWriter, Target
+    from airflow_provider_wavy.exports import Export
     from airflow_provider_wavy.hooks.wavy import FileDownload, WavyHook
     from airflow_provider_wavy.pipeline import Buffer
     from airflow_provider_wavy.sessions_csv import SessionsCsvChecker, SessionsCsvSummary
@@ -128,9 +129,8 @@ class WavyOpenSessionsOperator(BaseOperator):
 
     def execute(self, context: Context) -> Any:
         """Download and verify the file; return a summary, or the rows in XCom mode."""
-        from urllib.parse import urlsplit
-
         from airflow_provider_wavy._destination import resolve_target
+        from airflow_provider_wavy.urls import origin_and_path
 
         customer, sub_account = self._resolve_ids()
         # The destination is checked before the API is asked: a bad argument fails without a request.
@@ -140,9 +140,8 @@ class WavyOpenSessionsOperator(BaseOperator):
             target = resolve_target(self.destination, self.destination_conn_id, file_name)
             self._lineage_output = (target.lineage_namespace, target.lineage_name)
         file_url = self._file_url(customer, sub_account)
-        parts = urlsplit(file_url)
         # Origin and path only: a signed URL's query string must not reach the lineage backend.
-        self._lineage_input = (f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}", parts.path or "/")
+        self._lineage_input = origin_and_path(file_url)
         if target is None:
             return self._to_xcom(file_url)
         return self._to_destination(file_url, target, context)
@@ -151,7 +150,7 @@ class WavyOpenSessionsOperator(BaseOperator):
         from airflow_provider_wavy.exceptions import WavyConfigurationError
 
         try:
-            return self.hook.settings.resolve_ids(self.customer_id, self.sub_account_id)
+            return self.hook.resolve_ids(self.customer_id, self.sub_account_id)
         except WavyConfigurationError:
             if self.file_url:
                 # The file URL alone is enough to download; the ids only name the file then.
@@ -160,22 +159,29 @@ class WavyOpenSessionsOperator(BaseOperator):
 
     def _file_url(self, customer: str | None, sub_account: str | None) -> str:
         from airflow_provider_wavy.exceptions import WavyDownloadError
-        from airflow_provider_wavy.protocol import check_file_url
 
         given = (self.file_url or "").strip()
         if given and given != "None":
             try:
-                return check_file_url(given)
+                return self.hook.check_file_url(given)
             except ValueError as error:
                 raise ValueError(f"file_url: {error}") from None
-        file_url = self.hook.get_open_sessions_file_url(customer, sub_account)
+        export = self._export()
+        file_url = self.hook.get_export_file_url(export, customer, sub_account)
         if not file_url:
             ids = f"customer_id={customer!r}" + (f", sub_account_id={sub_account!r}" if sub_account else "")
+            sensor = "WavyOpenSessionsSensor" if export.list_type is None else "WavyListSensor"
             raise WavyDownloadError(
-                f"The Wavy API has no open-sessions file yet for {ids}. Put a WavyOpenSessionsSensor before "
+                f"The Wavy API has no {export.title} file yet for {ids}. Put a {sensor} before "
                 "this task and pass its result as file_url=\"{{ ti.xcom_pull(task_ids='<sensor task>') }}\"."
             )
         return file_url
+
+    def _export(self) -> Export:
+        """Return what this operator downloads (the open sessions; a list for ``WavyListOperator``)."""
+        from airflow_provider_wavy.exports import OPEN_SESSIONS
+
+        return OPEN_SESSIONS
 
     def _download_limit(self) -> float:
         """Return the longest a download may take: a writer's temporary file is never older (plus commit)."""
@@ -189,7 +195,7 @@ class WavyOpenSessionsOperator(BaseOperator):
         from airflow_provider_wavy._destination import safe_name_part
 
         stamp = context.get("ds") or str(context.get("run_id") or "run")
-        parts = ["wavy_open_sessions"]
+        parts = [f"wavy_{self._export().key}"]
         parts += [safe_name_part(value) for value in (customer, sub_account) if value]
         parts.append(safe_name_part(str(stamp)))
         return "_".join(parts) + ".csv"
@@ -393,6 +399,38 @@ class WavyOpenSessionsOperator(BaseOperator):
         return OperatorLineage(inputs=inputs, outputs=outputs)
 
 
+class WavyListOperator(WavyOpenSessionsOperator):
+    """
+    Download a Wavy list (OPT-OUT, OPT-IN, BLACKLIST, WHITELIST), verified while it streams, as the
+    open-sessions operator does: to a destination (atomic, exact) or to XCom (bounded).
+
+    The file must have the list's columns, ``source`` and ``createdAt``. In a folder destination the file is
+    named ``wavy_list_<type>_<customer>[_<sub_account>]_<ds>.csv`` (e.g. ``wavy_list_optout_1234_...``).
+    Every argument of :class:`WavyOpenSessionsOperator` works the same.
+
+    :param list_type: ``OPTOUT``, ``OPTIN``, ``BLACKLIST`` or ``WHITELIST``, in any case (templated).
+    """
+
+    template_fields: Sequence[str] = (
+        "list_type",
+        "customer_id",
+        "sub_account_id",
+        "file_url",
+        "destination",
+    )
+
+    def __init__(self, *, list_type: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.list_type = list_type
+        if "{{" not in str(list_type):
+            self._export()  # a wrong value fails when the DAG is parsed, not when it runs
+
+    def _export(self) -> Export:
+        from airflow_provider_wavy.exports import list_export
+
+        return list_export(self.list_type)
+
+
 def _check_limit(name: str, value: object, kind: type) -> None:
     """Refuse a limit argument that is not a positive number (None means the connection's)."""
     if value is None:
@@ -406,6 +444,7 @@ def _check_limit(name: str, value: object, kind: type) -> None:
 __all__ = [
     "DEFAULT_MAX_XCOM_BYTES",
     "DEFAULT_MAX_XCOM_ROWS",
+    "WavyListOperator",
     "WavyOpenSessionsOperator",
     "parse_rows",
 ]
