@@ -2,12 +2,20 @@
 # The whole test suite, from nothing: set up both Airflow environments, then lint, type-check, and run
 # pytest on Airflow 3.3.2 (including the real-Airflow and full-stack tests) and on Airflow 2.11.2.
 # Extra arguments go to both pytest runs (e.g. scripts/test.sh -k hook).
+# `scripts/test.sh --fast`: the inner loop, lint, types and the unit tier (no real Airflow, no service) on
+# Airflow 3.3.2 only, stopping at the first failure.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 cd "$ROOT"
 
+fast=0
+if [ "${1:-}" = "--fast" ]; then
+    fast=1
+    shift
+fi
+
 af3="$(ensure_venv af3 "$AIRFLOW3_VERSION" test,lint)"
-af2="$(ensure_venv af2 "$AIRFLOW2_VERSION" test)"
+[ "$fast" = 1 ] || af2="$(ensure_venv af2 "$AIRFLOW2_VERSION" test)"
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -30,6 +38,11 @@ run_pytest() {
     rm -rf "$home"
     return "$rc"
 }
+
+if [ "$fast" = 1 ]; then
+    run_pytest "$af3" "Airflow $AIRFLOW3_VERSION (fast tier)" -m "not e2e and not slow" -x "$@"
+    exit 0
+fi
 
 run_pytest "$af3" "Airflow $AIRFLOW3_VERSION" "$@"
 run_pytest "$af2" "Airflow $AIRFLOW2_VERSION" "$@"
