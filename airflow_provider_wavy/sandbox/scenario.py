@@ -14,7 +14,7 @@ from typing import Any
 PENDING_STYLES: tuple[str, ...] = ("missing", "null", "empty", "data")
 REDIRECT_MODES: tuple[str, ...] = ("api-cross-origin", "api-same-origin", "file")
 FILE_BODIES: tuple[str, ...] = ("csv", "html", "json-error", "missing-column", "empty")
-DELIMITERS: tuple[str, ...] = (";", ",", "\t", "|")
+GENERATED_DELIMITERS: tuple[str, ...] = (";", ",", "\t", "|")
 
 # Characters that would break the fixed-width, unquoted-safe layout of the generated CSV.
 _FORBIDDEN_IN_NAMES = frozenset('"\r\n\ufeff')
@@ -150,7 +150,7 @@ class Scenario:
         choices: dict[str, tuple[object, tuple[str, ...]]] = {
             "pending_style": (self.pending_style, PENDING_STYLES),
             "file_body": (self.file_body, FILE_BODIES),
-            "delimiter": (self.delimiter, DELIMITERS),
+            "delimiter": (self.delimiter, GENERATED_DELIMITERS),
         }
         for name, (value, allowed) in choices.items():
             if value not in allowed:
