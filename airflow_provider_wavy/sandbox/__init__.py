@@ -1,5 +1,5 @@
 """
-A local emulator of the Wavy (Sinch) open-sessions API and its CDN, for tests and offline DAG runs.
+A local emulator of the Wavy (Sinch) open-sessions and lists API and its CDN, for tests and offline DAG runs.
 
 Standard library only. Start it with ``python -m airflow_provider_wavy.sandbox`` or in Python::
 
@@ -12,6 +12,7 @@ Standard library only. Start it with ``python -m airflow_provider_wavy.sandbox``
 from __future__ import annotations
 
 from airflow_provider_wavy.sandbox.data import csv_size, gzip_size, iter_csv_chunks, iter_gzip_chunks
+from airflow_provider_wavy.sandbox.lists import LIST_TYPES, iter_list_chunks, list_phone, list_size
 from airflow_provider_wavy.sandbox.scenario import Scenario
 from airflow_provider_wavy.sandbox.server import (
     AUTH_ERROR_MESSAGE,
@@ -27,6 +28,7 @@ __all__ = [
     "DEFAULT_CUSTOMER_ID",
     "DEFAULT_TOKEN",
     "DEFAULT_USERNAME",
+    "LIST_TYPES",
     "RecordedRequest",
     "Scenario",
     "WavySandbox",
@@ -34,4 +36,7 @@ __all__ = [
     "gzip_size",
     "iter_csv_chunks",
     "iter_gzip_chunks",
+    "iter_list_chunks",
+    "list_phone",
+    "list_size",
 ]

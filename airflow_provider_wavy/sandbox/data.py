@@ -68,7 +68,7 @@ class _Template:
 
 
 @dataclass(frozen=True)
-class _Seeds:
+class Seeds:
     """Customer-dependent starting points of the generated values."""
 
     area: int
@@ -85,15 +85,16 @@ def content_type(scenario: Scenario) -> str:
     return scenario.content_type or _CONTENT_TYPES[scenario.file_body]
 
 
-def header_line(scenario: Scenario) -> bytes:
+def header_line(scenario: Scenario, time_column: str = TIME_COLUMN) -> bytes:
     """
     Return the header line (BOM included, line break included) of a CSV file.
 
     :param scenario: The scenario giving delimiter, quoting, line breaks and column names.
+    :param time_column: Name of the timestamp column (the lists call it ``createdAt``).
     """
     names = [scenario.phone_column]
     if scenario.file_body != "missing-column":
-        names.append(TIME_COLUMN)
+        names.append(time_column)
     names.extend(scenario.extra_columns)
     if scenario.quote:
         names = [f'"{name}"' for name in names]
@@ -110,7 +111,7 @@ def csv_size(customer_id: str, sub_account_id: str | None, scenario: Scenario | 
     :param scenario: Scenario the file was issued under (default: ``Scenario()``).
     """
     scenario = scenario or Scenario()
-    fixed = _fixed_body(scenario)
+    fixed = fixed_body(scenario)
     if fixed is not None:
         return len(fixed)
     eol_len = 2 if scenario.crlf else 1
@@ -138,7 +139,7 @@ def iter_csv_chunks(
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be > 0, got {chunk_size}")
     scenario = scenario or Scenario()
-    fixed = _fixed_body(scenario)
+    fixed = fixed_body(scenario)
     if fixed is not None:
         for start in range(0, len(fixed), chunk_size):
             yield fixed[start : start + chunk_size]
@@ -180,8 +181,12 @@ def gzip_size(customer_id: str, sub_account_id: str | None, scenario: Scenario |
     return sum(len(piece) for piece in iter_gzip_chunks(chunks))
 
 
-def _fixed_body(scenario: Scenario) -> bytes | None:
-    """Return the body of the non-CSV file bodies, or None for generated CSV ones."""
+def fixed_body(scenario: Scenario) -> bytes | None:
+    """
+    Return the body of the non-CSV file bodies, or None for generated CSV ones.
+
+    :param scenario: The scenario the file was issued under.
+    """
     if scenario.file_body == "html":
         return HTML_BODY
     if scenario.file_body == "json-error":
@@ -191,12 +196,45 @@ def _fixed_body(scenario: Scenario) -> bytes | None:
     return None
 
 
-def _seeds(customer_id: str, sub_account_id: str | None) -> _Seeds:
-    """Derive the customer-dependent starting points from a hash (stable across processes)."""
+def seeds_for(customer_id: str, sub_account_id: str | None) -> Seeds:
+    """
+    Derive the customer-dependent starting points from a hash (stable across processes).
+
+    :param customer_id: Customer id the file was requested for.
+    :param sub_account_id: Sub-account id, or None (None and "" give the same seeds).
+    """
     digest = hashlib.sha256(f"{customer_id}\x00{sub_account_id or ''}".encode()).digest()
     a, b, c = (int.from_bytes(digest[n : n + 8], "big") for n in (0, 8, 16))
     start = _EPOCH + (c % 365) * 86_400 + (c // 365 % 24) * 3_600
-    return _Seeds(area=a % 89, high=b % 10_000, start=start)
+    return Seeds(area=a % 89, high=b % 10_000, start=start)
+
+
+def phone_at(seeds: Seeds, block: int, position: int) -> str:
+    """
+    Return a 13-digit phone number: ``55``, the block's area code and high digits, and 4 digits from
+    ``position``.
+
+    Row ``k * BLOCK_ROWS + j`` of a sessions file has ``phone_at(seeds, k, j)``, so positions from
+    ``BLOCK_ROWS`` to 9999 give numbers that no sessions file of these seeds holds.
+
+    :param seeds: The customer's seeds.
+    :param block: Block index ``k``.
+    :param position: 0..9999.
+    """
+    return f"55{_block_prefix(seeds, block)}{_phone_suffix(position):04d}"
+
+
+def _block_prefix(seeds: Seeds, k: int) -> str:
+    """Return the 7 block-dependent phone digits: area code, the mobile ``9`` and 4 high digits."""
+    area = 11 + (seeds.area + k // 10_000) % 89
+    high = (seeds.high + 7 * k) % 10_000
+    return f"{area:02d}9{high:04d}"
+
+
+def _phone_suffix(position: int) -> int:
+    """Return the last 4 phone digits of a position in a block (a bijection of 0..9999)."""
+    # Multiplying by a number prime to 10_000 spreads the last digits without repeating them.
+    return (position * 2777 + 1234) % 10_000
 
 
 def _template_for(scenario: Scenario) -> _Template:
@@ -216,8 +254,7 @@ def _template(delimiter: str, quote: bool, eol: str, with_time: bool, extras: tu
     q = '"' if quote else ""
     rows = []
     for j in range(BLOCK_ROWS):
-        # Multiplying by a number prime to 10_000 spreads the last digits without repeating them.
-        fields = [f"{q}5500{'0' * 5}{(j * 2777 + 1234) % 10_000:04d}{q}"]
+        fields = [f"{q}5500{'0' * 5}{_phone_suffix(j):04d}{q}"]
         if with_time:
             fields.append(f"{q}0000-00-00T00:{j // 60:02d}:{j % 60:02d}Z{q}")
         fields.extend(f"{q}x{n + 1}-{(j * 7919 + n * 104_729) % 100_000:05d}{q}" for n in range(len(extras)))
@@ -235,11 +272,9 @@ def _column_of(byte: int) -> bytes:
     return bytes((byte,)) * BLOCK_ROWS
 
 
-def _block_values(seeds: _Seeds, k: int, with_time: bool) -> list[tuple[int, bytes]]:
+def _block_values(seeds: Seeds, k: int, with_time: bool) -> list[tuple[int, bytes]]:
     """Return the block-dependent values of block ``k`` as (field index, bytes); 0 = phone, 1 = time."""
-    area = 11 + (seeds.area + k // 10_000) % 89
-    high = (seeds.high + 7 * k) % 10_000
-    values = [(0, f"{area:02d}9{high:04d}".encode())]
+    values = [(0, _block_prefix(seeds, k).encode())]
     if with_time:
         values.append((1, time.strftime("%Y-%m-%dT%H:", time.gmtime(seeds.start + 3_600 * k)).encode()))
     return values
@@ -250,7 +285,7 @@ def _iter_rows(
 ) -> Iterator[bytes]:
     """Yield the data rows block by block, rewriting only the byte columns that changed."""
     template = _template_for(scenario)
-    seeds = _seeds(customer_id, sub_account_id)
+    seeds = seeds_for(customer_id, sub_account_id)
     with_time = template.time_offset is not None
     width = template.width
     offsets = (template.phone_offset, template.time_offset or 0)

@@ -27,6 +27,8 @@ _INT_FIELDS = (
     "cdn_not_found_calls",
 )
 _BOOL_FIELDS = ("bom", "crlf", "final_newline", "quote", "gzip", "chunked")
+# The timestamp columns of the sessions file and of the lists: extra columns must not reuse them.
+_TIME_COLUMNS = ("session_created_at", "createdAt")
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,7 @@ class Scenario:
                     f"Column name {name!r} must be a non-empty string without quotes, line breaks "
                     f"or the delimiter {self.delimiter!r}"
                 )
-        all_names = (*names, "session_created_at")
+        all_names = (*names, *_TIME_COLUMNS)
         if len(set(all_names)) != len(all_names):
             raise ValueError(f"Column names must be unique, got {all_names}")
 
