@@ -17,6 +17,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_wavy.sandbox.lists import LIST_TYPES
 from airflow_provider_wavy.sandbox.scenario import Scenario
 from airflow_provider_wavy.sandbox.server import (
     DEFAULT_CUSTOMER_ID,
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the command-line parser."""
     parser = argparse.ArgumentParser(
         prog="python -m airflow_provider_wavy.sandbox",
-        description="Run a local emulator of the Wavy open-sessions API (and its CDN) until Ctrl-C.",
+        description="Run a local emulator of the Wavy sessions and lists API (and its CDN) until Ctrl-C.",
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="interface for both origins (default: %(default)s)"
@@ -126,11 +127,39 @@ def banner(sandbox: WavySandbox) -> str:
             f"  API base URL: {sandbox.base_url}",
             f"  CDN URL:      {sandbox.cdn_url}",
             f"  Try:          {curl}",
+            "  Lists (same headers as the session call):",
+            *(f"    {list_type:<10} {sandbox.list_url(list_type)}" for list_type in LIST_TYPES),
             "",
             "Point Airflow at it:",
             f"  export AIRFLOW_CONN_WAVY_DEFAULT={shlex.quote(sandbox.connection_json())}",
         ]
     )
+
+
+def _serve(sandbox: WavySandbox, args: argparse.Namespace, stop: threading.Event) -> bool:
+    """
+    Start the sandbox, print the banner and serve until ``stop`` is set; return False if it cannot listen.
+
+    :param sandbox: The sandbox to run.
+    :param args: Parsed arguments.
+    :param stop: Set by the signal handler.
+    """
+    try:
+        sandbox.start()
+    except OSError as error:
+        print(
+            f"Cannot listen on {args.host} (ports {args.port}, {args.cdn_port}): {error}. "
+            "Pick other ports, or --port 0 --cdn-port 0 for free ones.",
+            file=sys.stderr,
+        )
+        return False
+    print(banner(sandbox), flush=True)
+    if args.print_env_file:
+        write_env_file(args.print_env_file, sandbox.env())
+    # A timeout keeps the main thread responsive to signals on every platform.
+    while not stop.wait(0.5):
+        pass
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -164,21 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        try:
-            sandbox.start()
-        except OSError as error:
-            print(
-                f"Cannot listen on {args.host} (ports {args.port}, {args.cdn_port}): {error}. "
-                "Pick other ports, or --port 0 --cdn-port 0 for free ones.",
-                file=sys.stderr,
-            )
+        if not _serve(sandbox, args, stop):
             return 1
-        print(banner(sandbox), flush=True)
-        if args.print_env_file:
-            write_env_file(args.print_env_file, sandbox.env())
-        # A timeout keeps the main thread responsive to signals on every platform.
-        while not stop.wait(0.5):
-            pass
     finally:
         sandbox.stop()
         if args.print_env_file:

@@ -14,10 +14,14 @@ from airflow_provider_wavy.sandbox.data import (
     iter_csv_chunks,
     iter_gzip_chunks,
 )
+from airflow_provider_wavy.sandbox.endpoints import UNKNOWN_LIST, ready_answer, route
 from airflow_provider_wavy.sandbox.http import phrase
+from airflow_provider_wavy.sandbox.lists import iter_list_chunks, list_size
 from airflow_provider_wavy.sandbox.state import SESSIONS
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from airflow_provider_wavy.sandbox.http import SandboxHandler
     from airflow_provider_wavy.sandbox.scenario import Scenario
     from airflow_provider_wavy.sandbox.state import IssuedFile, RecordedRequest, SandboxSite, SandboxState
@@ -28,21 +32,29 @@ _CDN_ERRORS = {
 }
 
 
-def file_url(cdn_url: str, entry: IssuedFile) -> str:
+def file_chunks(entry: IssuedFile) -> Iterator[bytes]:
     """
-    Return the URL the API hands out for an issued file.
+    Yield the uncompressed body of an issued file.
 
-    :param cdn_url: The CDN origin.
-    :param entry: The file; its scenario's ``redirect`` knob may ask for a URL that redirects to it.
+    :param entry: The file.
     """
-    if entry.scenario.redirect == "file":
-        return f"{cdn_url}/r/{entry.file_id}"
-    return f"{cdn_url}{entry.path}"
+    if entry.endpoint == SESSIONS:
+        return iter_csv_chunks(entry.customer_id, entry.sub_account_id, entry.scenario)
+    return iter_list_chunks(entry.customer_id, entry.sub_account_id, entry.endpoint, entry.scenario)
+
+
+def _file_size(entry: IssuedFile) -> int:
+    """Return the uncompressed size of an issued file, without generating it."""
+    if entry.endpoint == SESSIONS:
+        return csv_size(entry.customer_id, entry.sub_account_id, entry.scenario)
+    return list_size(entry.customer_id, entry.sub_account_id, entry.endpoint, entry.scenario)
 
 
 def _measure_gzip(entry: IssuedFile) -> int:
-    """Compute the compressed size of a file by a streaming pre-pass."""
-    return gzip_size(entry.customer_id, entry.sub_account_id, entry.scenario)
+    """Compute the compressed size of a file by a streaming pre-pass (one chunk held at a time)."""
+    if entry.endpoint == SESSIONS:
+        return gzip_size(entry.customer_id, entry.sub_account_id, entry.scenario)
+    return sum(len(piece) for piece in iter_gzip_chunks(file_chunks(entry)))
 
 
 class CdnOrigin:
@@ -70,12 +82,8 @@ class CdnOrigin:
         """
         self.state.record(request)
         path = request.path
-        if path == "/redirected/v1/session":
-            # Where a cross-origin redirect lands: it answers like the API, minus the checks.
-            customer_id = request.query.get("customerId", "").strip() or self.site.customer_id
-            sub_account_id = request.query.get("subAccountId", "").strip() or None
-            issued = self.state.issue(SESSIONS, customer_id, sub_account_id, self.state.scenario)
-            handler.send_json(200, {"file_url": file_url(self.site.cdn_url, issued)})
+        if path.startswith("/redirected/"):
+            self._redirected_api_call(handler, request)
             return
         if path.startswith("/r/"):
             target = self.state.file_by_id(path[3:])
@@ -98,18 +106,37 @@ class CdnOrigin:
             return
         self._serve(handler, entry, scenario)
 
+    def _redirected_api_call(self, handler: SandboxHandler, request: RecordedRequest) -> None:
+        """Answer where a cross-origin redirect lands: like the API, minus the checks."""
+        found = route(request.path[len("/redirected") :])
+        if found is None or found[0] != "v1" or found[1] == UNKNOWN_LIST:
+            _send_error(handler, 404)
+            return
+        endpoint = found[1]
+        customer_id = request.query.get("customerId", "").strip() or self.site.customer_id
+        sub_account_id = request.query.get("subAccountId", "").strip() or None
+        scenario = self.state.scenario_for(endpoint)
+        body = ready_answer(
+            self.state,
+            self.site.cdn_url,
+            endpoint,
+            scenario,
+            customer_id=customer_id,
+            sub_account_id=sub_account_id,
+        )
+        handler.send_json(200, body)
+
     def _serve(self, handler: SandboxHandler, entry: IssuedFile, scenario: Scenario) -> None:
         """Send the file: content from the scenario it was issued under, transport from the current one."""
-        content = entry.scenario
-        chunks = iter_csv_chunks(entry.customer_id, entry.sub_account_id, content)
+        chunks = file_chunks(entry)
         length: int | None
         if scenario.gzip:
             chunks = iter_gzip_chunks(chunks)
             length = None if scenario.chunked else self.state.gzip_length(entry, _measure_gzip)
         else:
-            length = None if scenario.chunked else csv_size(entry.customer_id, entry.sub_account_id, content)
+            length = None if scenario.chunked else _file_size(entry)
         handler.send_response(200)
-        handler.send_header("Content-Type", content_type(content))
+        handler.send_header("Content-Type", content_type(entry.scenario))
         if scenario.gzip:
             handler.send_header("Content-Encoding", "gzip")
         if length is None:

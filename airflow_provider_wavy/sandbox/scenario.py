@@ -24,9 +24,10 @@ _INT_FIELDS = (
     "ready_after",
     "rate_limited_calls",
     "server_errors",
+    "failed_answers",
     "cdn_not_found_calls",
 )
-_BOOL_FIELDS = ("bom", "crlf", "final_newline", "quote", "gzip", "chunked")
+_BOOL_FIELDS = ("bom", "crlf", "final_newline", "quote", "gzip", "chunked", "no_data")
 # The timestamp columns of the sessions file and of the lists: extra columns must not reuse them.
 _TIME_COLUMNS = ("session_created_at", "createdAt")
 
@@ -36,20 +37,30 @@ class Scenario:
     """
     Describe how the sandbox answers; every default is the happy path.
 
-    Calls to ``/v1/session`` that pass authentication and validation go through phases, in this order:
-    ``rate_limited_calls`` rate-limited answers, then ``server_errors`` 5xx answers, then ``ready_after``
-    "nothing yet" answers, then the file URL.
+    Calls to ``/v1/session`` (or to one list, ``/v1/list/{type}``) that pass authentication and validation
+    go through phases, in this order: ``rate_limited_calls`` rate-limited answers, then ``server_errors``
+    5xx answers, then ``failed_answers`` ``success: false`` answers, then ``ready_after`` "nothing yet"
+    answers, then the file URL. Each endpoint counts its own calls.
 
     :param rows: Data rows in the CSV (0 = header only).
     :param ready_after: Calls answered 200 with "nothing yet" before the file URL.
     :param pending_style: Shape of "nothing yet": ``missing`` (``{}``), ``null`` (``{"file_url": null}``),
-        ``empty`` (``{"file_url": ""}``) or ``data`` (``{"success": true, "status": 200}``).
-    :param api_status: Answer every ``/v1/session`` call with this status and a JSON error body.
+        ``empty`` (``{"file_url": ""}``) or ``data`` (``{"success": true, "status": 200}``). A list answers
+        ``{"success": true, "status": 200}`` plus nothing (``missing``, ``data``), ``"data": null`` or
+        ``"data": ""``.
+    :param api_status: Answer every call (session or list) with this status and a JSON error body.
     :param rate_limit_status: Status of rate-limited answers (429 or Wavy's 420).
     :param rate_limited_calls: Calls answered with ``rate_limit_status``.
     :param retry_after: ``Retry-After`` header of rate-limited answers (seconds or HTTP date; None = none).
     :param server_errors: Calls answered with ``server_error_status`` (after the rate-limited ones).
     :param server_error_status: Status of the server-error burst.
+    :param failed_answers: Calls answered HTTP 200 ``{"success": false, "status": failed_status, "message":
+        ...}`` (after the server errors).
+    :param failed_status: The ``status`` inside those answers.
+    :param body_status: The ``status`` inside ``{"success": true, ...}`` answers (the lists' answers and the
+        ``data`` pending style); another value than 200 makes an HTTP 200 answer that says otherwise.
+    :param no_data: Lists only: the ready answer leaves ``data`` out (``{"success": true, "status": 200}``),
+        Wavy's answer when a list is empty; no file is issued.
     :param api_delay: Seconds to wait before answering an API call.
     :param cdn_delay: Seconds to wait before answering a file request.
     :param slow_calls: Only the first N API calls / N file requests are slow (None = all).
@@ -81,6 +92,10 @@ class Scenario:
     retry_after: str | None = "1"
     server_errors: int = 0
     server_error_status: int = 503
+    failed_answers: int = 0
+    failed_status: int = 500
+    body_status: int = 200
+    no_data: bool = False
     api_delay: float = 0.0
     cdn_delay: float = 0.0
     slow_calls: int | None = None
@@ -140,6 +155,8 @@ class Scenario:
             "rate_limit_status": (self.rate_limit_status, 400),
             "server_error_status": (self.server_error_status, 500),
             "cdn_status": (self.cdn_status, 400),
+            "failed_status": (self.failed_status, 100),
+            "body_status": (self.body_status, 100),
         }
         for name, (value, low) in statuses.items():
             if value is None and name == "api_status":

@@ -1,8 +1,9 @@
 """
-The Wavy sandbox: an emulated sessions API origin and CDN origin on loopback, in one process.
+The Wavy sandbox: an emulated sessions and lists API origin and CDN origin on loopback, in one process.
 
-The API origin answers ``GET /v1/session`` like Wavy does (credentials in the ``UserName`` and
-``authenticationToken`` headers, a JSON body holding ``file_url``); the CDN origin serves the files those
+The API origin answers ``GET /v1/session`` and ``GET /v1/list/{type}`` like Wavy does (credentials in the
+``UserName`` and ``authenticationToken`` headers, a JSON body holding ``file_url``, or ``data`` for the
+lists); the CDN origin serves the files those
 URLs name, without credentials, and records whether a credential ever reached it. This module holds the
 public front, ``WavySandbox``; the origins live in ``api`` and ``cdn``, their plumbing in ``http`` and the
 shared counters and files in ``state``.
@@ -21,10 +22,12 @@ from airflow_provider_wavy.sandbox.api import ApiOrigin
 from airflow_provider_wavy.sandbox.cdn import CdnOrigin
 from airflow_provider_wavy.sandbox.data import iter_csv_chunks
 from airflow_provider_wavy.sandbox.http import AUTH_ERROR_MESSAGE, SandboxServer
+from airflow_provider_wavy.sandbox.lists import LIST_TYPES, iter_list_chunks
 from airflow_provider_wavy.sandbox.scenario import Scenario
 from airflow_provider_wavy.sandbox.state import SESSIONS, RecordedRequest, SandboxState
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from types import TracebackType
 
 logger = logging.getLogger(__name__)
@@ -190,6 +193,30 @@ class WavySandbox:
         return self._state.api_calls(SESSIONS)
 
     @property
+    def list_scenarios(self) -> dict[str, Scenario]:
+        """
+        A copy of the scenarios of the lists that have their own; the other lists follow ``scenario``.
+
+        Assigning a dict (for example ``{"OPTOUT": Scenario(ready_after=2, rows=0)}``) replaces them all
+        and resets the call counters.
+        """
+        return self._state.list_scenarios
+
+    @list_scenarios.setter
+    def list_scenarios(self, scenarios: Mapping[str, Scenario]) -> None:
+        """
+        Replace the lists' own scenarios and reset the call counters.
+
+        :param scenarios: List type (``OPTOUT``, ...) to scenario.
+        """
+        self._state.list_scenarios = scenarios
+
+    @property
+    def list_calls(self) -> dict[str, int]:
+        """Number of ``/v1/list/{type}`` requests per list type since the last reset or scenario change."""
+        return {list_type: self._state.api_calls(list_type) for list_type in LIST_TYPES}
+
+    @property
     def cdn_calls(self) -> int:
         """Number of requests for issued files since the last reset or scenario change."""
         return self._state.cdn_calls()
@@ -213,15 +240,35 @@ class WavySandbox:
         """Reset the counters, the recorded requests and the credential recorder."""
         self._state.reset()
 
-    def expected_bytes(self, customer_id: str | None = None, sub_account_id: str | None = None) -> bytes:
+    def expected_bytes(
+        self,
+        customer_id: str | None = None,
+        sub_account_id: str | None = None,
+        *,
+        list_type: str | None = None,
+    ) -> bytes:
         """
         Return the uncompressed file body the current scenario serves (small files only: it is held whole).
 
         :param customer_id: Customer id (default: the sandbox's ``customer_id``).
         :param sub_account_id: Sub-account id, or None.
+        :param list_type: A list type for that list's file (None: the sessions file).
         """
         customer = self.customer_id if customer_id is None else customer_id
-        return b"".join(iter_csv_chunks(customer, sub_account_id, self.scenario))
+        if list_type is None:
+            return b"".join(iter_csv_chunks(customer, sub_account_id, self.scenario))
+        scenario = self._state.scenario_for(list_type)
+        return b"".join(iter_list_chunks(customer, sub_account_id, list_type, scenario))
+
+    def list_url(self, list_type: str, customer_id: str | None = None) -> str:
+        """
+        Return the API URL of a list, e.g. ``http://127.0.0.1:8765/v1/list/OPTOUT?customerId=1001``.
+
+        :param list_type: ``OPTOUT``, ``OPTIN``, ``BLACKLIST`` or ``WHITELIST``.
+        :param customer_id: Customer id (default: the sandbox's ``customer_id``).
+        """
+        query = urlencode({"customerId": self.customer_id if customer_id is None else customer_id})
+        return f"{self.base_url}/v1/list/{list_type}?{query}"
 
     def connection_json(self) -> str:
         """Return the JSON form of an Airflow ``wavy`` connection to this sandbox."""

@@ -13,11 +13,13 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
+from urllib.parse import quote
 
+from airflow_provider_wavy.sandbox.lists import LIST_TYPES
 from airflow_provider_wavy.sandbox.scenario import Scenario
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +74,17 @@ class IssuedFile:
     sub_account_id: str | None
     scenario: Scenario
 
+    def url(self, cdn_url: str) -> str:
+        """
+        Return the URL the API hands out for this file.
+
+        :param cdn_url: The CDN origin.
+        """
+        # The issuing scenario's redirect knob may ask for a URL that redirects to the file.
+        if self.scenario.redirect == "file":
+            return f"{cdn_url}/r/{self.file_id}"
+        return f"{cdn_url}{self.path}"
+
 
 class SandboxState:
     """Counters, records and issued files, shared by the API and CDN handler threads."""
@@ -80,7 +93,7 @@ class SandboxState:
         """
         Start empty.
 
-        :param scenario: The scenario of every endpoint.
+        :param scenario: The scenario of every endpoint without one of its own.
         :param max_recorded: Keep at most this many recorded requests (the oldest are dropped).
         """
         self._lock = threading.Lock()
@@ -88,6 +101,7 @@ class SandboxState:
         self.stopping = threading.Event()
         self._max_recorded = max_recorded
         self._scenario = scenario
+        self._list_scenarios: dict[str, Scenario] = {}
         self._api_calls: Counter[str] = Counter()
         self._answers: Counter[str] = Counter()
         self._cdn_calls: Counter[str] = Counter()
@@ -121,6 +135,39 @@ class SandboxState:
         with self._lock:
             self._scenario = scenario
             self._reset_counters()
+
+    @property
+    def list_scenarios(self) -> dict[str, Scenario]:
+        """A copy of the list types' own scenarios."""
+        with self._lock:
+            return dict(self._list_scenarios)
+
+    @list_scenarios.setter
+    def list_scenarios(self, scenarios: Mapping[str, Scenario]) -> None:
+        """
+        Give list types their own scenarios (the others follow ``scenario``) and reset the call counters.
+
+        :param scenarios: List type (``OPTOUT``, ...) to scenario.
+        """
+        checked: dict[str, Scenario] = {}
+        for list_type, scenario in scenarios.items():
+            if list_type not in LIST_TYPES:
+                raise ValueError(f"list_scenarios keys must be among {LIST_TYPES}, got {list_type!r}")
+            if not isinstance(scenario, Scenario):
+                raise TypeError(f"Expected a Scenario for {list_type}, got {type(scenario).__name__}")
+            checked[list_type] = scenario
+        with self._lock:
+            self._list_scenarios = checked
+            self._reset_counters()
+
+    def scenario_for(self, endpoint: str) -> Scenario:
+        """
+        Return the scenario of an endpoint.
+
+        :param endpoint: ``SESSIONS`` or a list type.
+        """
+        with self._lock:
+            return self._list_scenarios.get(endpoint, self._scenario)
 
     def api_calls(self, endpoint: str) -> int:
         """
@@ -188,7 +235,7 @@ class SandboxState:
         with self._lock:
             index = self._api_calls[endpoint]
             self._api_calls[endpoint] += 1
-            return self._scenario, index, self._generation
+            return self._list_scenarios.get(endpoint, self._scenario), index, self._generation
 
     def count_cdn_call(self, endpoint: str) -> tuple[Scenario, int]:
         """
@@ -199,7 +246,7 @@ class SandboxState:
         with self._lock:
             index = self._cdn_calls[endpoint]
             self._cdn_calls[endpoint] += 1
-            return self._scenario, index
+            return self._list_scenarios.get(endpoint, self._scenario), index
 
     def next_phase(self, endpoint: str, scenario: Scenario, generation: int | None = None) -> str:
         """
@@ -217,6 +264,7 @@ class SandboxState:
         for phase, count in (
             ("rate-limited", scenario.rate_limited_calls),
             ("server-error", scenario.server_errors),
+            ("failed", scenario.failed_answers),
             ("pending", scenario.ready_after),
         ):
             if index < count:
@@ -241,9 +289,8 @@ class SandboxState:
         with self._lock:
             entry = self._files_by_key.get(key)
             if entry is None:
-                folder = uuid.uuid5(uuid.NAMESPACE_URL, f"wavy-sandbox:{customer_id}:{sub_account_id or ''}")
                 file_id = str(uuid.uuid4())
-                path = f"/{dt.datetime.now(dt.UTC):%Y/%m/%d}/{folder}/{file_id}"
+                path = _new_path(endpoint, customer_id, sub_account_id, file_id)
                 entry = IssuedFile(file_id, path, endpoint, customer_id, sub_account_id, scenario)
                 self._files_by_key[key] = self._files_by_id[file_id] = self._files_by_path[path] = entry
             return entry
@@ -280,3 +327,17 @@ class SandboxState:
             with self._lock:
                 self._gzip_lengths[entry.file_id] = cached
         return cached
+
+
+def _new_path(endpoint: str, customer_id: str, sub_account_id: str | None, file_id: str) -> str:
+    """
+    Return a fresh URL path shaped like Wavy's: ``/YYYY/MM/DD/<uuid>/<uuid>`` for the sessions file,
+    ``/YYYY/MM/DD/<uuid>/list-<customer>-<number>.csv`` for a list.
+    """
+    day = f"{dt.datetime.now(dt.UTC):%Y/%m/%d}"
+    if endpoint == SESSIONS:
+        folder = uuid.uuid5(uuid.NAMESPACE_URL, f"wavy-sandbox:{customer_id}:{sub_account_id or ''}")
+        return f"/{day}/{folder}/{file_id}"
+    folder = uuid.uuid5(uuid.NAMESPACE_URL, f"wavy-sandbox:{customer_id}:{sub_account_id or ''}:{endpoint}")
+    number = uuid.UUID(file_id).int >> 65  # 63 bits, like the number in Wavy's example
+    return f"/{day}/{folder}/list-{quote(customer_id, safe='')}-{number}.csv"

@@ -1,9 +1,10 @@
-"""The sandbox's list generator: sizes, determinism and phone numbers."""
+"""The sandbox's list generator: sizes, determinism, phone numbers, and the new scenario knobs."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -56,6 +57,21 @@ def test_list_chunks_and_size_agree(chunk_size: int) -> None:
     body = b"".join(chunks)
     assert len(body) == list_size(CUSTOMER, "9", "WHITELIST", scenario)
     assert body == b"".join(iter_list_chunks(CUSTOMER, "9", "WHITELIST", scenario))
+
+
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        pytest.param({"failed_answers": -1}, id="negative-failed-answers"),
+        pytest.param({"failed_status": 99}, id="bad-failed-status"),
+        pytest.param({"body_status": 600}, id="bad-body-status"),
+        pytest.param({"no_data": "yes"}, id="no-data-not-bool"),
+        pytest.param({"extra_columns": ("createdAt",)}, id="extra-column-named-createdAt"),
+    ],
+)
+def test_new_knobs_are_validated(knobs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=r"Scenario|Column"):
+        Scenario(**knobs)
 
 
 def test_list_phone_names_the_rows_phone() -> None:
