@@ -13,7 +13,8 @@ contenders, from ``getrusage(RUSAGE_CHILDREN)`` of a one-shot wrapper for curl).
 - ``operator``: ``WavyOpenSessionsOperator(file_url=..., destination=FILE).execute()``, verifying the CSV,
   counting rows and hashing (sha256) while it streams, then renaming into place (NumPy installed, as with
   the ``numpy`` extra);
-- ``operator-no-numpy``: the same as a plain install runs it, rows counted by the pure-Python scans.
+- ``operator-no-numpy``: the same as a plain install runs it, rows counted by the pure-Python scans;
+- ``operator-bytearray``: the operator with plain ``bytearray`` buffers instead of huge-page mappings.
 
 Times cover the transfer only (interpreter and Airflow imports excluded), except curl's, which includes
 its process start (a few milliseconds). nginx is not installed by this script: ``apt-get install nginx``.
@@ -39,7 +40,15 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / ".data"
-CONTENDERS = ("curl", "requests-loop", "requests-naive", "http-hook", "operator", "operator-no-numpy")
+CONTENDERS = (
+    "curl",
+    "requests-loop",
+    "requests-naive",
+    "http-hook",
+    "operator",
+    "operator-no-numpy",
+    "operator-bytearray",
+)
 CHUNK = 1024 * 1024
 
 NGINX_CONF = """
@@ -204,14 +213,19 @@ def worker(contender: str, url: str, out: str) -> dict[str, Any]:
             for chunk in response.iter_content(CHUNK):
                 file.write(chunk)
         result = {}
-    elif contender in ("operator", "operator-no-numpy"):
+    elif contender in ("operator", "operator-no-numpy", "operator-bytearray"):
         # Imported before the clock starts, as HttpHook is above: module imports are not the transfer.
         # That includes NumPy, which the checker otherwise imports at the first large chunk.
         import airflow_provider_wavy.hooks.wavy
         import airflow_provider_wavy.sessions_csv
         from airflow_provider_wavy.operators.wavy import WavyOpenSessionsOperator
 
-        if contender == "operator":
+        if contender == "operator-bytearray":
+            # The same download with plain zero-filled buffers instead of huge-page mappings.
+            import airflow_provider_wavy.pipeline
+
+            airflow_provider_wavy.pipeline.anonymous_buffer = bytearray  # type: ignore[assignment]
+        if contender != "operator-no-numpy":
             assert airflow_provider_wavy.sessions_csv.vector_module() is not None, "NumPy is not installed"
         else:
             airflow_provider_wavy.sessions_csv.vector_module = lambda: None  # type: ignore[assignment]
