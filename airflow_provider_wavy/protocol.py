@@ -11,12 +11,12 @@ compatibility.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode
 
 from airflow_provider_wavy import __version__
+from airflow_provider_wavy.csv.first_row import FirstRowCheck  # re-exported: it lived here
 from airflow_provider_wavy.exceptions import (
     WavyAuthenticationError,
     WavyDownloadError,
@@ -64,7 +64,7 @@ from airflow_provider_wavy.urls import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Mapping
 
 SESSION_PATH = OPEN_SESSIONS.api_path
 MAX_REDIRECTS = 3
@@ -489,54 +489,6 @@ class FileCall:
         self.request = HttpRequest(url=target, headers=FILE_HEADERS)
         self.shown_url = describe_url(target)
         return FollowRedirect(self.request)
-
-
-class FirstRowCheck:
-    """
-    Tell whether a sessions file has a data row, reading it no further than that row.
-
-    The ``require_rows`` check of both transports: feed the body's chunks as they arrive and stop reading
-    once :meth:`feed` returns True; at the end of the body call :meth:`finish`.
-
-    :param shown_url: the file URL as it may be shown, for messages.
-    """
-
-    def __init__(self, shown_url: str) -> None:
-        from airflow_provider_wavy.sessions_csv import SessionsCsvChecker
-
-        self._checker = SessionsCsvChecker(hash_bytes=False)
-        self._shown_url = shown_url
-
-    def feed(self, chunk: bytes) -> bool:
-        """
-        Verify the next chunk; return True once the file has shown a data row.
-
-        :param chunk: the next bytes of the body.
-        :raises WavyResponseError: the file is not the open-sessions CSV.
-        """
-        with self._not_csv():
-            self._checker.feed(chunk)
-        return self._checker.rows_so_far > 0
-
-    def finish(self) -> bool:
-        """
-        Complete the check at the end of the body; return whether the file has a data row.
-
-        :raises WavyResponseError: the file is not the open-sessions CSV.
-        """
-        with self._not_csv():
-            return self._checker.finish().rows > 0
-
-    @contextmanager
-    def _not_csv(self) -> Iterator[None]:
-        from airflow_provider_wavy.sessions_csv import SessionsCsvError
-
-        try:
-            yield
-        except SessionsCsvError as error:
-            raise WavyResponseError(
-                f"The sessions file at {self._shown_url} is not the open-sessions CSV: {error}"
-            ) from None
 
 
 def check_received_length(received: int, expected: int | None, shown_url: str) -> None:

@@ -216,8 +216,8 @@ def worker(contender: str, url: str, out: str) -> dict[str, Any]:
     elif contender in ("operator", "operator-no-numpy", "operator-bytearray"):
         # Imported before the clock starts, as HttpHook is above: module imports are not the transfer.
         # That includes NumPy, which the checker otherwise imports at the first large chunk.
+        import airflow_provider_wavy.csv.counter
         import airflow_provider_wavy.hooks.wavy
-        import airflow_provider_wavy.sessions_csv
         from airflow_provider_wavy.operators.wavy import WavyOpenSessionsOperator
 
         if contender == "operator-bytearray":
@@ -226,9 +226,9 @@ def worker(contender: str, url: str, out: str) -> dict[str, Any]:
 
             airflow_provider_wavy.pipeline.anonymous_buffer = bytearray  # type: ignore[assignment]
         if contender != "operator-no-numpy":
-            assert airflow_provider_wavy.sessions_csv.vector_module() is not None, "NumPy is not installed"
+            assert airflow_provider_wavy.csv.counter.vector_module() is not None, "NumPy is not installed"
         else:
-            airflow_provider_wavy.sessions_csv.vector_module = lambda: None  # type: ignore[assignment]
+            airflow_provider_wavy.csv.counter.vector_module = lambda: None  # type: ignore[assignment]
         # Airflow imports its connection-lookup modules on the first lookup: warmed for both hooks alike.
         from airflow.providers.common.compat.sdk import BaseHook
 

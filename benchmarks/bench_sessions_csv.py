@@ -20,7 +20,7 @@ import random
 import time
 from typing import TYPE_CHECKING
 
-from airflow_provider_wavy.sessions_csv import SessionsCsvChecker
+from airflow_provider_wavy.csv.checker import SessionsCsvChecker
 
 if TYPE_CHECKING:
     from collections.abc import Callable

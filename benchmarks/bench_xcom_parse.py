@@ -21,9 +21,9 @@ import statistics
 import time
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_wavy.csv.checker import SessionsCsvChecker
 from airflow_provider_wavy.operators.wavy import parse_rows
 from airflow_provider_wavy.sandbox import Scenario, iter_csv_chunks
-from airflow_provider_wavy.sessions_csv import SessionsCsvChecker
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -18,7 +18,6 @@ from airflow_provider_wavy.protocol import (
     DEFAULT_BASE_URL,
     Done,
     FileCall,
-    FirstRowCheck,
     FollowRedirect,
     ReadBody,
     Retry,
@@ -372,57 +371,6 @@ def test_relative_redirects_resolve_against_the_previous_hop() -> None:
     second = call.on_response(302, {"location": "session2"}, b"")
     assert isinstance(second, FollowRedirect)
     assert second.request.url == "https://api.example.com/api/v1/session2"
-
-
-# -- FirstRowCheck: the require_rows check of both transports ---------------------------------------------
-
-SHOWN = "https://cdn.example/f.csv"
-
-
-@pytest.mark.parametrize(
-    ("chunks", "done_at", "has_rows"),
-    [
-        pytest.param([b"source;session_created_at\n"], None, False, id="header-only"),
-        pytest.param([b"source;session_created_at"], None, False, id="header-only-no-line-end"),
-        pytest.param(
-            [b"source;session_", b"created_at\n55", b"11;2026\n", b"never read"], 2, True, id="row-split"
-        ),
-        pytest.param([b"source;session_created_at\n5511;2026"], None, True, id="last-row-without-line-end"),
-    ],
-)
-def test_first_row_check_stops_at_the_first_row(
-    chunks: list[bytes], done_at: int | None, has_rows: bool
-) -> None:
-    check = FirstRowCheck(SHOWN)
-    for index, chunk in enumerate(chunks):
-        if check.feed(chunk):
-            assert index == done_at
-            break
-    else:
-        assert done_at is None
-        assert check.finish() is has_rows
-
-
-@pytest.mark.parametrize(
-    ("body", "at_finish"),
-    [
-        pytest.param(b"<!DOCTYPE html><html><body>Access denied</body></html>", False, id="html"),
-        pytest.param(b"source;created\n1;2\n", False, id="missing-column"),
-        pytest.param(b"", True, id="empty"),
-    ],
-)
-def test_first_row_check_names_a_file_that_is_not_the_csv(body: bytes, at_finish: bool) -> None:
-    check = FirstRowCheck(SHOWN)
-    expected = r"The sessions file at https://cdn\.example/f\.csv is not the open-sessions CSV: "
-    if at_finish:
-        assert check.feed(body) is False
-        with pytest.raises(WavyResponseError, match=expected) as info:
-            check.finish()
-    else:
-        with pytest.raises(WavyResponseError, match=expected) as info:
-            check.feed(body)
-    assert info.value.__cause__ is None
-    assert info.value.__suppress_context__
 
 
 # -- hostile JSON bodies: one WavyResponseError (or bounded text), never RecursionError ------------------

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_wavy._xcom import parse_rows  # re-exported: it lived here
+from airflow_provider_wavy.csv.xcom_rows import parse_rows  # re-exported: it lived here
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from airflow_provider_wavy.exports import Export
     from airflow_provider_wavy.hooks.wavy import FileDownload, WavyHook
     from airflow_provider_wavy.pipeline import Buffer
-    from airflow_provider_wavy.sessions_csv import SessionsCsvChecker, SessionsCsvSummary
+    from airflow_provider_wavy.csv.checker import SessionsCsvChecker, SessionsCsvSummary
 
 
 #: 10,000 sessions are about 0.8 MB of JSON (~75 bytes a row): well inside what every metadata database
@@ -252,7 +252,7 @@ class WavyOpenSessionsOperator(BaseOperator):
         import dataclasses
 
         from airflow_provider_wavy.pipeline import Pipeline, Progress
-        from airflow_provider_wavy.sessions_csv import SessionsCsvChecker
+        from airflow_provider_wavy.csv.checker import SessionsCsvChecker
 
         # Three stages, each on its own thread: this one reads and verifies a buffer while the others hash
         # and write the buffers before it. Reading, hashing, writing and (with NumPy) row counting all
@@ -276,7 +276,7 @@ class WavyOpenSessionsOperator(BaseOperator):
     def _feed(
         self, checker: SessionsCsvChecker, chunk: bytes | Buffer, download: FileDownload, where: str
     ) -> None:
-        from airflow_provider_wavy.sessions_csv import SessionsCsvError
+        from airflow_provider_wavy.csv.checker import SessionsCsvError
 
         try:
             checker.feed(chunk)
@@ -284,7 +284,7 @@ class WavyOpenSessionsOperator(BaseOperator):
             raise self._csv_error(error, download, where) from None
 
     def _finish(self, checker: SessionsCsvChecker, download: FileDownload, where: str) -> SessionsCsvSummary:
-        from airflow_provider_wavy.sessions_csv import SessionsCsvError
+        from airflow_provider_wavy.csv.checker import SessionsCsvError
 
         try:
             return checker.finish()
@@ -302,9 +302,9 @@ class WavyOpenSessionsOperator(BaseOperator):
 
     def _to_xcom(self, file_url: str) -> list[dict[str, str | None]]:
         """Download the file into memory (bounded in rows and bytes) and return its rows as dicts."""
-        from airflow_provider_wavy._xcom import RowsTooLargeError
+        from airflow_provider_wavy.csv.xcom_rows import RowsTooLargeError
         from airflow_provider_wavy.pipeline import Progress
-        from airflow_provider_wavy.sessions_csv import SessionsCsvChecker
+        from airflow_provider_wavy.csv.checker import SessionsCsvChecker
 
         checker = SessionsCsvChecker(hash_bytes=False)
         chunks: list[bytes] = []
@@ -339,7 +339,7 @@ class WavyOpenSessionsOperator(BaseOperator):
         return rows
 
     def _check_xcom_columns(self, columns: Sequence[str] | None, download: FileDownload) -> None:
-        from airflow_provider_wavy._xcom import duplicate_column
+        from airflow_provider_wavy.csv.xcom_rows import duplicate_column
         from airflow_provider_wavy.exceptions import WavyDownloadError
 
         repeated = duplicate_column(columns or ())

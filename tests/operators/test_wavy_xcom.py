@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_provider_wavy._xcom import RowsTooLargeError, parse_rows
+from airflow_provider_wavy.csv.xcom_rows import RowsTooLargeError, parse_rows
 from airflow_provider_wavy.exceptions import WavyDownloadError
 from airflow_provider_wavy.operators.wavy import DEFAULT_MAX_XCOM_BYTES, WavyOpenSessionsOperator
 from airflow_provider_wavy.sandbox import Scenario

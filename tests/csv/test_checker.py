@@ -15,16 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_wavy import sessions_csv
-from airflow_provider_wavy.sessions_csv import (
-    DELIMITERS,
-    MAX_HEADER_BYTES,
-    VECTOR_MIN_BYTES,
-    SessionsCsvChecker,
-    SessionsCsvError,
-    SessionsCsvSummary,
-    parse_header,
-)
+from airflow_provider_wavy.csv import counter
+from airflow_provider_wavy.csv.checker import SessionsCsvChecker, SessionsCsvError, SessionsCsvSummary
+from airflow_provider_wavy.csv.counter import VECTOR_MIN_BYTES
+from airflow_provider_wavy.csv.header import DELIMITERS, MAX_HEADER_BYTES, parse_header
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -47,10 +41,10 @@ def counting(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     """
     mode: str = request.param
     if mode == "scans":
-        monkeypatch.setattr(sessions_csv, "vector_module", lambda: None)
+        monkeypatch.setattr(counter, "vector_module", lambda: None)
     else:
-        assert sessions_csv.vector_module() is not None, "NumPy is part of the test extra"
-        monkeypatch.setattr(sessions_csv, "VECTOR_MIN_BYTES", 1)
+        assert counter.vector_module() is not None, "NumPy is part of the test extra"
+        monkeypatch.setattr(counter, "VECTOR_MIN_BYTES", 1)
     return mode
 
 
@@ -431,15 +425,15 @@ def test_buffer_is_read_in_place_and_can_be_reused(
 
 def test_numpy_counts_only_large_chunks(counting: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Small files never import NumPy; large quote-free chunks are counted with it when it is installed."""
-    monkeypatch.setattr(sessions_csv, "VECTOR_MIN_BYTES", VECTOR_MIN_BYTES)
+    monkeypatch.setattr(counter, "VECTOR_MIN_BYTES", VECTOR_MIN_BYTES)
     looked_up: list[bool] = []
-    real = sessions_csv.vector_module
+    real = counter.vector_module
 
     def spy() -> object:
         looked_up.append(True)
         return real()
 
-    monkeypatch.setattr(sessions_csv, "vector_module", spy)
+    monkeypatch.setattr(counter, "vector_module", spy)
     small = SessionsCsvChecker()
     small.feed(HEADER + ROW * 1000)
     assert looked_up == []
@@ -449,7 +443,8 @@ def test_numpy_counts_only_large_chunks(counting: str, monkeypatch: pytest.Monke
     big.feed(body + b"\n" + body)  # one blank line in the middle of a large chunk
     assert looked_up == [True]
     assert big.finish().rows == 2 * body.count(b"\n")
-    assert (big._scratch is not None) is (counting == "numpy")
+    assert big._counter is not None
+    assert (big._counter._scratch is not None) is (counting == "numpy")
 
 
 # -- parse_header -----------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """
-Parse a verified open-sessions CSV into XCom rows, bounded by the size of what they would return.
+Parse a verified export CSV into XCom rows, bounded by the size of what they would return.
 
-Kept free of heavy imports at module level: the operator module re-exports :func:`parse_rows` and must stay
-cheap to import when a DAG file is parsed.
+Kept free of heavy imports at module level (``csv`` and ``io`` are imported when rows are parsed): the
+operator module re-exports :func:`parse_rows` and must stay cheap to import when a DAG file is parsed.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final, cast
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 #: Rows are built in batches of about this many fields: enough for the per-row work to stay in C, few enough
 #: that a batch of very wide rows is small next to the byte bound checked after each batch.
@@ -50,7 +50,7 @@ def parse_rows(
     data: bytes, delimiter: str, columns: Sequence[str], bom: bool, *, max_bytes: int | None = None
 ) -> list[dict[str, str | None]]:
     """
-    Parse a verified sessions CSV into one dict per row, keyed by the header's column names.
+    Parse a verified CSV into one dict per row, keyed by the header's column names.
 
     Rows shorter than the header get None for the missing columns (as ``csv.DictReader`` does); a row
     longer than the header is an error (``csv.DictReader`` would file its extra fields under the key None),
@@ -66,7 +66,6 @@ def parse_rows(
     :raises ValueError: a row is longer than the header, or the header repeats a name.
     """
     import csv
-    import io
     from itertools import chain, islice, repeat
 
     keys = tuple(columns)
@@ -75,13 +74,7 @@ def parse_rows(
         name, first, second = repeated
         raise ValueError(f"the header repeats the column {name!r} (columns {first} and {second})")
     width = len(keys)
-    # TextIOWrapper decodes a few KiB at a time from the shared bytes: no second copy of the whole file.
-    text = io.TextIOWrapper(
-        io.BytesIO(data), encoding="utf-8-sig" if bom else "utf-8", errors="replace", newline=""
-    )
-    reader = csv.reader(text, delimiter=delimiter)
-    next(reader, None)
-    records = filter(None, reader)
+    records = _records(data, delimiter, bom)
     # The extra key catches rows longer than the header (a dict of width + 1 items), short rows have fewer.
     probe = (*keys, "\0extra")
     # '{"key": "value", ...}' plus ', ' before the next row (or the list's brackets after the last one):
@@ -102,12 +95,42 @@ def parse_rows(
             rows += batch
     except csv.Error:
         # The one error csv.reader raises on a file the checker passed: a field over its limit (128 Ki
-        # characters by default), which no sessions file has.
+        # characters by default), which no export's file has.
         raise ValueError(
             f"a data row has a field longer than {csv.field_size_limit():,} characters"
         ) from None
+    return _pad_short_rows(rows, keys)
+
+
+def _records(data: bytes, delimiter: str, bom: bool) -> Iterator[list[str]]:
+    """
+    Yield the non-empty records after the header, as ``csv.reader`` reads them.
+
+    :param data: the whole file.
+    :param delimiter: the delimiter found by the checker.
+    :param bom: the file starts with a UTF-8 byte order mark.
+    """
+    import csv
+    import io
+
+    # TextIOWrapper decodes a few KiB at a time from the shared bytes: no second copy of the whole file.
+    text = io.TextIOWrapper(
+        io.BytesIO(data), encoding="utf-8-sig" if bom else "utf-8", errors="replace", newline=""
+    )
+    reader = csv.reader(text, delimiter=delimiter)
+    next(reader, None)
+    return filter(None, reader)
+
+
+def _pad_short_rows(rows: list[dict[str, str]], keys: tuple[str, ...]) -> list[dict[str, str | None]]:
+    """
+    Give rows shorter than the header None for their missing columns, in place.
+
+    :param rows: the rows, none longer than the header.
+    :param keys: the header's column names.
+    """
     padded = cast("list[dict[str, str | None]]", rows)
-    if rows and min(map(len, rows)) < width:
+    if rows and min(map(len, rows)) < len(keys):
         for row in padded:
             for key in keys[len(row) :]:
                 row[key] = None
