@@ -61,6 +61,7 @@ def _sandbox_server() -> Iterator[WavySandbox]:
 def sandbox(_sandbox_server: WavySandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[WavySandbox]:
     """Return the session's sandbox, reset to the happy path, with ``wavy_default`` pointing at it."""
     _sandbox_server.scenario = Scenario()
+    _sandbox_server.list_scenarios = {}
     _sandbox_server.reset()
     monkeypatch.setenv("AIRFLOW_CONN_WAVY_DEFAULT", _sandbox_server.connection_json())
     yield _sandbox_server

@@ -424,7 +424,7 @@ class WavyHook(BaseHook):
         :raises WavyDownloadError: the file cannot be read (the CDN may lag behind the API).
         """
         with self.open_file(file_url, timeout=timeout) as download:
-            check = FirstRowCheck(download.shown_url)
+            check = FirstRowCheck(download.shown_url, export=export)
             for chunk in download.iter_chunks(64 * 1024):
                 if check.feed(chunk):
                     return True

@@ -305,7 +305,7 @@ class WavyAsyncHook(BaseHook):
     async def _has_rows(
         self, response: httpx.Response, shown_url: str, settings: WavySettings, export: Export
     ) -> bool:
-        check = FirstRowCheck(shown_url)
+        check = FirstRowCheck(shown_url, export=export)
         decoded = 0
         try:
             decoder = BodyDecoder(response.headers.get("content-encoding"))

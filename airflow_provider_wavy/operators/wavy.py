@@ -16,10 +16,10 @@ if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
 
     from airflow_provider_wavy._destination import AtomicWriter, Target
+    from airflow_provider_wavy.csv.checker import SessionsCsvChecker, SessionsCsvSummary
     from airflow_provider_wavy.exports import Export
     from airflow_provider_wavy.hooks.wavy import FileDownload, WavyHook
     from airflow_provider_wavy.pipeline import Buffer
-    from airflow_provider_wavy.csv.checker import SessionsCsvChecker, SessionsCsvSummary
 
 
 #: 10,000 sessions are about 0.8 MB of JSON (~75 bytes a row): well inside what every metadata database
@@ -251,13 +251,13 @@ class WavyOpenSessionsOperator(BaseOperator):
         """Copy the download into the writer while verifying it; hashing and writing run in two threads."""
         import dataclasses
 
-        from airflow_provider_wavy.pipeline import Pipeline, Progress
         from airflow_provider_wavy.csv.checker import SessionsCsvChecker
+        from airflow_provider_wavy.pipeline import Pipeline, Progress
 
         # Three stages, each on its own thread: this one reads and verifies a buffer while the others hash
         # and write the buffers before it. Reading, hashing, writing and (with NumPy) row counting all
         # release the GIL, so the stages run on separate cores at once.
-        checker = SessionsCsvChecker(hash_bytes=False)
+        checker = SessionsCsvChecker(hash_bytes=False, export=self._export())
         progress = Progress(self.log, download.expected_size)
         pipeline = Pipeline(writer.write, _BUFFERS, _BUFFER_SIZE)
         try:
@@ -291,22 +291,22 @@ class WavyOpenSessionsOperator(BaseOperator):
         except SessionsCsvError as error:
             raise self._csv_error(error, download, where) from None
 
-    @staticmethod
-    def _csv_error(error: Exception, download: FileDownload, where: str) -> Exception:
+    def _csv_error(self, error: Exception, download: FileDownload, where: str) -> Exception:
         from airflow_provider_wavy.exceptions import WavyDownloadError
 
+        export = self._export()
         return WavyDownloadError(
-            f"The file at {download.shown_url} is not the open-sessions CSV: {error}. "
+            f"The file at {download.shown_url} is not the {export.title} CSV: {error}. "
             f"Nothing was written to {where}."
         )
 
     def _to_xcom(self, file_url: str) -> list[dict[str, str | None]]:
         """Download the file into memory (bounded in rows and bytes) and return its rows as dicts."""
+        from airflow_provider_wavy.csv.checker import SessionsCsvChecker
         from airflow_provider_wavy.csv.xcom_rows import RowsTooLargeError
         from airflow_provider_wavy.pipeline import Progress
-        from airflow_provider_wavy.csv.checker import SessionsCsvChecker
 
-        checker = SessionsCsvChecker(hash_bytes=False)
+        checker = SessionsCsvChecker(hash_bytes=False, export=self._export())
         chunks: list[bytes] = []
         header: tuple[str, ...] | None = None
         with self._open(file_url) as download:
@@ -357,7 +357,8 @@ class WavyOpenSessionsOperator(BaseOperator):
         from airflow_provider_wavy.exceptions import WavyDownloadError
 
         return WavyDownloadError(
-            f"The open-sessions file has {count} rows, above max_xcom_rows={self.max_xcom_rows:,}: XCom mode "
+            f"The {self._export().title} file has {count} rows, above max_xcom_rows={self.max_xcom_rows:,}: "
+            "XCom mode "
             "returns every row or fails, it never truncates. Pass destination='s3://bucket/folder/' (or a "
             "local path) to store the file and read it downstream, or raise max_xcom_rows if your XCom "
             "backend takes the size."
@@ -367,7 +368,8 @@ class WavyOpenSessionsOperator(BaseOperator):
         from airflow_provider_wavy.exceptions import WavyDownloadError
 
         return WavyDownloadError(
-            f"The open-sessions file is too large for XCom: {what}, max_xcom_bytes={self.max_xcom_bytes:,} "
+            f"The {self._export().title} file is too large for XCom: {what}, "
+            f"max_xcom_bytes={self.max_xcom_bytes:,} "
             "exceeded. XCom mode holds the file in memory and returns every row or fails, it never "
             "truncates. Pass destination='s3://bucket/folder/' (or a local path) to store the file and read "
             "it downstream, or raise max_xcom_bytes if your XCom backend and the worker's memory take the "
