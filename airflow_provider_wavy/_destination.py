@@ -29,6 +29,8 @@ from airflow_provider_wavy._sweep import (
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from fsspec import AbstractFileSystem
 
 _LOCAL_SCHEMES = frozenset({"", "file", "local"})
@@ -171,6 +173,23 @@ def _fsspec_fallback(url: str, scheme: str, conn_id: str | None) -> tuple[Abstra
     return fs, str(fs._strip_protocol(url))
 
 
+_WRITER_ID = re.compile("[0-9a-f]{32}")
+
+
+def writer_id(*parts: object) -> str:
+    """
+    Return the writer id of one try of one task instance: 32 hex digits, the same wherever it is computed.
+
+    A task's next try computes its earlier tries' ids and sweeps their object-store leftovers at once:
+    Airflow starts a try only after the one before it has ended or been declared lost.
+
+    :param parts: what names the writer, e.g. dag id, task id, run id, map index and try number.
+    """
+    import hashlib
+
+    return hashlib.sha256("\x1f".join(str(part) for part in parts).encode()).hexdigest()[:32]
+
+
 class AtomicWriter:
     """
     Write to a temporary sibling of the target, then rename it into place, or delete it on failure.
@@ -185,6 +204,9 @@ class AtomicWriter:
         than the longest a download may take: a shorter value makes a slower live writer fail its commit.
     :param local_min_age: seconds a local temporary file must have before its lock is asked (a writer holds
         no lock between creating the file and locking it).
+    :param writer_id: 32 lowercase hex digits that end this writer's temporary name (default: a random
+        uuid4), so that a later writer can tell its leftovers apart (see :func:`writer_id`).
+    :param dead_writers: ids of writers known to be dead, whose object-store leftovers go whatever their age.
     """
 
     def __init__(
@@ -193,6 +215,8 @@ class AtomicWriter:
         *,
         stale_after: float = DEFAULT_STALE_AFTER,
         local_min_age: float = DEFAULT_LOCAL_MIN_AGE,
+        writer_id: str | None = None,
+        dead_writers: Iterable[str] = (),
     ) -> None:
         for label, value in (("stale_after", stale_after), ("local_min_age", local_min_age)):
             if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
@@ -200,9 +224,12 @@ class AtomicWriter:
         self.target = target
         self.stale_after = float(stale_after)
         self.local_min_age = float(local_min_age)
+        if writer_id is not None and not _WRITER_ID.fullmatch(writer_id):
+            raise ValueError(f"writer_id must be 32 lowercase hex digits, got {writer_id!r}.")
+        self.dead_writers = frozenset(dead_writers)
         folder, slash, name = target.path.rpartition("/")
         # A sibling, so that the final rename stays within one file system (and one bucket).
-        self.temp_path = f"{folder}{slash}{partial_prefix(name)}{uuid.uuid4().hex}"
+        self.temp_path = f"{folder}{slash}{partial_prefix(name)}{writer_id or uuid.uuid4().hex}"
         self._file: BinaryIO | None = None
         self._committed = False
         self._locked = False
@@ -210,7 +237,14 @@ class AtomicWriter:
     def __enter__(self) -> AtomicWriter:
         """Sweep what killed writers left, then open the temporary file for writing."""
         target = self.target
-        sweep(target.fs, target.path, target.scheme, stale_after=self.stale_after, min_age=self.local_min_age)
+        sweep(
+            target.fs,
+            target.path,
+            target.scheme,
+            stale_after=self.stale_after,
+            min_age=self.local_min_age,
+            dead_writers=self.dead_writers,
+        )
         if target.fs is None:
             os.makedirs(os.path.dirname(target.path), exist_ok=True)
             # Unbuffered: chunks are already large, and a second copy through a buffer costs throughput.

@@ -11,8 +11,10 @@ same target sweeps them before it writes, and must never touch the file of a wri
   live writer. The one moment a live writer holds no lock is between creating its file and locking it, so a
   file younger than ``local_min_age`` is left. Where locks are unavailable (no ``fcntl``, or a file system
   that refuses them) the object-store rule applies instead.
-- object stores have no locks: a partial object or an incomplete upload counts as dead only once older than
-  ``stale_after``, which must be longer than any live download can take.
+- object stores have no locks: a partial object or an incomplete upload counts as dead once older than
+  ``stale_after``, which must be longer than any live download can take, or at once when its name carries
+  the id of a writer known to be dead (``dead_writers``: an earlier try of the same task instance, which
+  Airflow has failed before it started the next try).
 
 A sweep never fails the download: what cannot be removed is logged as a warning and left for a later try.
 """
@@ -84,7 +86,13 @@ def lock_for_life(fd: int) -> bool:
 
 
 def sweep(
-    fs: AbstractFileSystem | None, path: str, scheme: str, *, stale_after: float, min_age: float
+    fs: AbstractFileSystem | None,
+    path: str,
+    scheme: str,
+    *,
+    stale_after: float,
+    min_age: float,
+    dead_writers: frozenset[str] = frozenset(),
 ) -> None:
     """
     Remove what dead writers of ``path`` left; never raise.
@@ -94,12 +102,14 @@ def sweep(
     :param scheme: the URI scheme, for logs.
     :param stale_after: seconds after which an unlocked leftover is a dead writer's.
     :param min_age: seconds a local file must have before its lock is asked.
+    :param dead_writers: writer ids (the 32 hex digits ending a temporary name) whose object-store leftovers
+        are dead whatever their age; local files are judged by their locks only.
     """
     try:
         if fs is None:
             _sweep_local(path, stale_after, min_age)
         else:
-            _sweep_store(fs, path, scheme, stale_after)
+            _sweep_store(fs, path, scheme, stale_after, dead_writers)
     except Exception as error:  # noqa: BLE001 - a failed sweep must not fail the download
         log.warning("Could not look for files left by killed writers beside %s: %s", path, error)
 
@@ -160,7 +170,14 @@ def _lock_taken(fd: int) -> bool | None:
     return False
 
 
-def _sweep_store(fs: AbstractFileSystem, path: str, scheme: str, stale_after: float) -> None:
+def _is_dead(key: str, started: datetime, stale_after: float, dead_writers: frozenset[str]) -> bool:
+    """Tell whether a leftover on a store is a dead writer's: a known dead id, or older than stale_after."""
+    return key[-32:] in dead_writers or _age(started) >= stale_after
+
+
+def _sweep_store(
+    fs: AbstractFileSystem, path: str, scheme: str, stale_after: float, dead_writers: frozenset[str]
+) -> None:
     folder, slash, name = path.rpartition("/")
     pattern = _partials(partial_prefix(name))
     fs.invalidate_cache(folder)
@@ -174,7 +191,7 @@ def _sweep_store(fs: AbstractFileSystem, path: str, scheme: str, stale_after: fl
             continue
         uri = f"{scheme}://{candidate}"
         try:
-            if _age(fs.modified(candidate)) < stale_after:
+            if not _is_dead(candidate, fs.modified(candidate), stale_after, dead_writers):
                 continue
             fs.rm(candidate)
         except NotImplementedError:
@@ -184,10 +201,12 @@ def _sweep_store(fs: AbstractFileSystem, path: str, scheme: str, stale_after: fl
             continue
         size = entry.get("size")
         log.info("Removed %s (%s bytes), left by a killed writer.", uri, f"{size:,}" if size else "?")
-    _abort_s3_uploads(fs, f"{folder}{slash}{partial_prefix(name)}", scheme, stale_after)
+    _abort_s3_uploads(fs, f"{folder}{slash}{partial_prefix(name)}", scheme, stale_after, dead_writers)
 
 
-def _abort_s3_uploads(fs: AbstractFileSystem, stem: str, scheme: str, stale_after: float) -> None:
+def _abort_s3_uploads(
+    fs: AbstractFileSystem, stem: str, scheme: str, stale_after: float, dead_writers: frozenset[str]
+) -> None:
     """
     Abort the incomplete multipart uploads of dead writers (s3fs only; other stores have none to list).
 
@@ -206,7 +225,7 @@ def _abort_s3_uploads(fs: AbstractFileSystem, stem: str, scheme: str, stale_afte
         answer = call_s3("list_multipart_uploads", Bucket=bucket, Prefix=key_stem, **markers)
         for upload in answer.get("Uploads", []):
             key, started = str(upload["Key"]), upload["Initiated"]
-            if not pattern.fullmatch(key) or _age(started) < stale_after:
+            if not pattern.fullmatch(key) or not _is_dead(key, started, stale_after, dead_writers):
                 continue
             uri = f"{scheme}://{bucket}/{key}"
             try:

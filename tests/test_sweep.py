@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
-from airflow_provider_wavy._destination import AtomicWriter, Target
+from airflow_provider_wavy._destination import AtomicWriter, Target, writer_id
 from tests.conftest import REPO_ROOT
 from tests.writer_child import MIB, child_bytes
 
@@ -308,3 +308,63 @@ def test_sweep_failure_is_a_warning(all_logs: Callable[[], str]) -> None:
 def test_bad_ages_are_refused(tmp_path: Path, arguments: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         AtomicWriter(_local(tmp_path), **arguments)
+
+
+# -- an earlier try of the same task instance is dead, whatever the age of what it left --------------------
+
+
+def test_store_sweep_takes_a_known_dead_writers_partial_at_once(memory_fs: AbstractFileSystem) -> None:
+    """A young partial named by an earlier try goes at once; a young stranger's stays (it may be alive)."""
+    target = Target(
+        uri="memory:///wavy/sessions.csv", path="/wavy/sessions.csv", fs=memory_fs, scheme="memory"
+    )
+    dead_id, stranger_id = writer_id("dag", "task", "run", -1, 1), uuid.uuid4().hex
+    dead, stranger = (f"/wavy/.sessions.csv.partial-{hex_id}" for hex_id in (dead_id, stranger_id))
+    memory_fs.pipe({dead: b"killed mid-upload\n", stranger: b"a live rival\n"})
+
+    _commit(target, b"fresh\n", stale_after=10**9, dead_writers=[dead_id])
+
+    assert not memory_fs.exists(dead)
+    assert memory_fs.cat_file(stranger) == b"a live rival\n"
+    assert memory_fs.cat_file("/wavy/sessions.csv") == b"fresh\n"
+
+
+def test_s3_upload_of_a_known_dead_writer_is_aborted_at_once(s3: tuple[AbstractFileSystem, str]) -> None:
+    fs, bucket = s3
+    path = f"{bucket}/out/sessions.csv"
+    target = Target(uri=f"s3://{path}", path=path, fs=fs, scheme="s3")
+    dead_key = f"out/.sessions.csv.partial-{writer_id('dag', 'task', 'run', -1, 1)}"
+    stranger_key = f"out/.sessions.csv.partial-{uuid.uuid4().hex}"
+    for key in (dead_key, stranger_key):
+        fs.call_s3("create_multipart_upload", Bucket=bucket, Key=key)
+
+    this_try = writer_id("dag", "task", "run", -1, 2)
+    with AtomicWriter(
+        target, stale_after=10**9, writer_id=this_try, dead_writers=[writer_id("dag", "task", "run", -1, 1)]
+    ) as writer:
+        assert writer.temp_path == f"{bucket}/out/.sessions.csv.partial-{this_try}"
+        writer.write(b"second try\n")
+        writer.commit()
+
+    assert _uploads(fs, bucket) == [stranger_key]
+    assert fs.cat_file(path) == b"second try\n"
+
+
+def test_writer_ids_are_stable_and_distinct_per_try() -> None:
+    first, second = writer_id("dag", "task", "run", 0, 1), writer_id("dag", "task", "run", 0, 2)
+    assert first == writer_id("dag", "task", "run", 0, 1)
+    assert len({first, second, writer_id("dag", "task", "run", 1, 1)}) == 3
+    assert all(len(value) == 32 and int(value, 16) >= 0 for value in (first, second))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param("ABC", id="short"),
+        pytest.param("g" * 32, id="not-hex"),
+        pytest.param("A" * 32, id="upper"),
+    ],
+)
+def test_bad_writer_id_is_refused(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(ValueError, match="writer_id must be 32 lowercase hex digits"):
+        AtomicWriter(_local(tmp_path), writer_id=bad)

@@ -208,9 +208,12 @@ class WavyOpenSessionsOperator(BaseOperator):
 
         try:
             writer_lifetime = self._download_limit() + _COMMIT_MARGIN
+            this_try, earlier_tries = _writer_ids(context)
             with (
                 self._open(file_url) as download,
-                AtomicWriter(target, stale_after=writer_lifetime) as writer,
+                AtomicWriter(
+                    target, stale_after=writer_lifetime, writer_id=this_try, dead_writers=earlier_tries
+                ) as writer,
             ):
                 summary = self._stream(download, writer, target)
                 writer.commit()
@@ -431,6 +434,24 @@ class WavyListOperator(WavyOpenSessionsOperator):
         from airflow_provider_wavy.exports import list_export
 
         return list_export(self.list_type)
+
+
+def _writer_ids(context: Context) -> tuple[str | None, list[str]]:
+    """
+    Return this try's writer id and its earlier tries' (None and [] outside a task instance).
+
+    Airflow starts a try only once the one before it has ended or been declared lost (a lost worker's try
+    is failed after the task heartbeat timeout), so what earlier tries left on an object store is a dead
+    writer's at once, without waiting for the age rule: a worker killed mid-upload costs no orphaned upload.
+    """
+    from airflow_provider_wavy._destination import writer_id
+
+    ti = context.get("ti")
+    try_number = getattr(ti, "try_number", None)
+    if ti is None or not isinstance(try_number, int) or try_number < 1:
+        return None, []
+    key = (ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1))
+    return writer_id(*key, try_number), [writer_id(*key, earlier) for earlier in range(1, try_number)]
 
 
 def _check_limit(name: str, value: object, kind: type) -> None:
