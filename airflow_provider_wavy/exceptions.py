@@ -43,3 +43,7 @@ class WavyTransientError(WavyError):
 
 class WavyDownloadError(WavyError):
     """The sessions file could not be downloaded whole, or is not the documented CSV."""
+
+
+class WavyDataLocationError(WavyFatalError):
+    """The example DAGs' data folder is local where tasks run on several machines (see data_location)."""

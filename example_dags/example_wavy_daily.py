@@ -13,10 +13,15 @@ Configuration:
 
 - connection ``wavy_default`` (type ``wavy``): Host = API base URL (empty for Wavy's), Login = UserName,
   Password = authentication token, extra ``customer_id``;
-- Airflow Variable ``wavy_data_dir``: where the files go, any local path or object-storage URI such as
-  ``s3://bucket/wavy`` (default ``/tmp/wavy``); ``AIRFLOW_VAR_WAVY_DATA_DIR`` sets it from the environment;
-- environment variable ``WAVY_POKE_INTERVAL``: seconds between two questions to the API (default 300),
-  read when the DAG file is parsed; the local demo sets it to 1.
+- Airflow Variable ``wavy_data_dir``: where the files go. Default ``/tmp/wavy``, which only works when every
+  task runs on one machine (LocalExecutor). With CeleryExecutor or KubernetesExecutor set it to object
+  storage every worker reaches, such as ``s3://bucket/wavy``, and the Variable ``wavy_data_conn_id`` to its
+  connection (e.g. an ``aws`` connection): the download may run on one worker and the report on another.
+  A local path there fails the download at once, saying so (unless ``wavy_data_dir_shared`` is ``true``,
+  for a mount every worker shares). ``AIRFLOW_VAR_WAVY_DATA_DIR`` sets it from the environment;
+- environment variables ``WAVY_POKE_INTERVAL`` (seconds between two questions to the API, default 300) and
+  ``WAVY_RETRY_DELAY`` (seconds before a failed task's next try, default 300), read when the DAG file is
+  parsed; the local demo and the tests lower them.
 """
 
 from __future__ import annotations
@@ -25,19 +30,27 @@ import csv
 import io
 import os
 from datetime import UTC, datetime, timedelta
-from typing import Any, BinaryIO
+from typing import Any
 
-from airflow.providers.common.compat.sdk import DAG, ObjectStoragePath, task
+from airflow.providers.common.compat.sdk import DAG, task
 
+from airflow_provider_wavy.data_location import data_location, open_data_file
 from airflow_provider_wavy.operators.wavy import WavyOpenSessionsOperator
 from airflow_provider_wavy.sensors.wavy import WavyOpenSessionsSensor
 
 #: Seconds between two API polls. Wavy prepares the file in minutes, so every 5 minutes is plenty in
 #: production; the demo and the tests lower it through the environment to finish in seconds.
 POKE_INTERVAL = float(os.environ.get("WAVY_POKE_INTERVAL", "300"))
+#: Seconds before a failed task's next try; a worker lost mid-download costs the task heartbeat timeout
+#: plus this before the download starts again on another worker.
+RETRY_DELAY = timedelta(seconds=float(os.environ.get("WAVY_RETRY_DELAY", "300")))
 
 #: The destination folder, one per logical date. A trailing "/" means "a folder": the operator names the file.
-DESTINATION = "{{ var.value.get('wavy_data_dir', '/tmp/wavy') }}/open_sessions/{{ ds }}/"
+#: wavy_data_location (a macro, see user_defined_macros below) reads the Variable wavy_data_dir on the worker
+#: and refuses a local folder where tasks run on several machines.
+DESTINATION = "{{ wavy_data_location(var.value) }}/open_sessions/{{ ds }}/"
+#: The object store's connection, or empty for the file system's default (local paths need none).
+DATA_CONN_ID = "{{ var.value.get('wavy_data_conn_id', '') }}"
 
 
 def _created_at_key(value: str) -> tuple[int, Any]:
@@ -52,31 +65,19 @@ def _created_at_key(value: str) -> tuple[int, Any]:
         return (1, value)
 
 
-def _open_binary(uri: str) -> BinaryIO:
-    """
-    Open the downloaded file for reading: a local file directly, anything else through Airflow's storage.
-
-    :param uri: ``file:///...`` (what the operator reports for a local destination), or ``s3://...`` etc.
-    """
-    # Local files skip ObjectStoragePath: on Airflow 3.0 it cannot open file:// URIs with
-    # universal-pathlib 0.3, and plain open() needs no file system layer anyway.
-    if uri.startswith("file://"):
-        return open(uri.removeprefix("file://"), "rb")
-    return ObjectStoragePath(uri).open("rb")  # type: ignore[no-any-return,no-untyped-call]
-
-
-def summarize_sessions_file(uri: str) -> dict[str, Any]:
+def summarize_sessions_file(uri: str, conn_id: str | None = None) -> dict[str, Any]:
     """
     Count the sessions in a downloaded file and find the oldest and newest ``session_created_at``.
 
     The file is read row by row, never whole, so a file of millions of sessions is fine.
 
     :param uri: the file's path or object-storage URI, as the download task reported it.
+    :param conn_id: the object store's connection (None: the default one, or a local path).
     """
     sessions = 0
     oldest: str | None = None
     newest: str | None = None
-    with _open_binary(uri) as raw:
+    with open_data_file(uri, conn_id) as raw:
         # utf-8-sig drops a byte order mark if there is one; Wavy does not document the delimiter.
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         header_line = text.readline()
@@ -102,7 +103,8 @@ with DAG(
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
+    default_args={"retries": 2, "retry_delay": RETRY_DELAY},
+    user_defined_macros={"wavy_data_location": data_location},
     tags=["wavy", "example"],
     doc_md=__doc__,
 ) as dag:
@@ -118,16 +120,18 @@ with DAG(
         # The URL the sensor found (so the API is not asked twice); .output also sets the dependency.
         file_url=wait_for_sessions.output,  # type: ignore[arg-type]
         destination=DESTINATION,
+        destination_conn_id=DATA_CONN_ID,
     )
 
     @task
-    def report_sessions(download: dict[str, Any]) -> dict[str, Any]:
+    def report_sessions(download: dict[str, Any], conn_id: str) -> dict[str, Any]:
         """
-        Read the downloaded file back and report the open sessions it lists.
+        Read the downloaded file back, from wherever the download ran, and report the sessions it lists.
 
         :param download: the download task's summary (destination URI, rows, bytes, sha256).
+        :param conn_id: the object store's connection (rendered from the Variable; empty for local paths).
         """
-        report = summarize_sessions_file(download["destination"])
+        report = summarize_sessions_file(download["destination"], conn_id or None)
         print(
             f"{report['open_sessions']} open session(s) in {report['file']}; "
             f"oldest {report['oldest']}, newest {report['newest']}"
@@ -135,4 +139,4 @@ with DAG(
         return report
 
     # The XComArg becomes the summary dict at run time (mypy only sees the XComArg).
-    report_sessions(download_sessions.output)  # type: ignore[arg-type]
+    report_sessions(download_sessions.output, conn_id=DATA_CONN_ID)  # type: ignore[arg-type]

@@ -7,8 +7,11 @@ deferred wait each), a small TaskFlow task pairs each sub-account with the file 
 the download operator is ``.expand_kwargs``-ed over those pairs. Adding a sub-account is one line.
 
 Files land in ``<wavy_data_dir>/open_sessions/<YYYY-MM-DD>/sub_account=<id>/`` (Airflow Variable
-``wavy_data_dir``, default ``/tmp/wavy``). Connection ``wavy_default`` gives the credentials and the
-``customer_id``; ``WAVY_POKE_INTERVAL`` (seconds, default 300) how often the API is asked.
+``wavy_data_dir``, default ``/tmp/wavy``: set it to object storage such as ``s3://bucket/wavy``, with the
+Variable ``wavy_data_conn_id`` naming its connection, when tasks run on several machines; see
+``example_wavy_daily``). The report reads the download summaries through XCom, not the files. Connection
+``wavy_default`` gives the credentials and the ``customer_id``; ``WAVY_POKE_INTERVAL`` (seconds, default
+300) how often the API is asked.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, task
 
+from airflow_provider_wavy.data_location import data_location
 from airflow_provider_wavy.operators.wavy import WavyOpenSessionsOperator
 from airflow_provider_wavy.sensors.wavy import WavyOpenSessionsSensor
 
@@ -34,6 +38,7 @@ with DAG(
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,
+    user_defined_macros={"wavy_data_location": data_location},
     tags=["wavy", "example"],
     doc_md=__doc__,
 ) as dag:
@@ -64,10 +69,13 @@ with DAG(
 
     downloads = plan_downloads(
         wait_for_sessions.output,  # type: ignore[arg-type]
-        folder="{{ var.value.get('wavy_data_dir', '/tmp/wavy') }}/open_sessions/{{ ds }}",
+        # Rendered on the worker; a local folder is refused where tasks run on several machines.
+        folder="{{ wavy_data_location(var.value) }}/open_sessions/{{ ds }}",
     )
 
-    download_sessions = WavyOpenSessionsOperator.partial(task_id="download_sessions").expand_kwargs(downloads)
+    download_sessions = WavyOpenSessionsOperator.partial(
+        task_id="download_sessions", destination_conn_id="{{ var.value.get('wavy_data_conn_id', '') }}"
+    ).expand_kwargs(downloads)
 
     @task
     def report_totals(summaries: list[dict[str, Any]]) -> dict[str, int]:

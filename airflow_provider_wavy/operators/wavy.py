@@ -73,7 +73,13 @@ class WavyOpenSessionsOperator(BaseOperator):
         the wavy connection's ``max_file_bytes`` extra (default 2 GiB) when not given.
     """
 
-    template_fields: Sequence[str] = ("customer_id", "sub_account_id", "file_url", "destination")
+    template_fields: Sequence[str] = (
+        "customer_id",
+        "sub_account_id",
+        "file_url",
+        "destination",
+        "destination_conn_id",
+    )
     ui_color = "#25d366"
 
     def __init__(
