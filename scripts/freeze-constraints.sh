@@ -10,7 +10,7 @@ python="$(find_python)"
 # after their release (uv --exclude-newer), as Airflow's own constraints do: today's fastapi, cadwyn and
 # pydantic break unpinned 3.0.6 and 3.2.2. Only the provider's own floor (common-compat) is exempt.
 SPECS=(
-    "$AIRFLOW3_VERSION:test,lint::"
+    "$AIRFLOW3_VERSION:test,lint,distributed::"
     "$AIRFLOW2_VERSION:test,lint::"
     "3.0.6:smoke:2025-09-06:apache-airflow-providers-fab"
     "3.1.8:smoke:2026-03-18:"

@@ -14,7 +14,8 @@ if [ "${1:-}" = "--fast" ]; then
     shift
 fi
 
-af3="$(ensure_venv af3 "$AIRFLOW3_VERSION" test,lint)"
+[ "$fast" = 1 ] || ensure_system_packages
+af3="$(ensure_venv af3 "$AIRFLOW3_VERSION" test,lint,distributed)"
 [ "$fast" = 1 ] || af2="$(ensure_venv af2 "$AIRFLOW2_VERSION" test)"
 
 step() { printf '\n== %s\n' "$*"; }
