@@ -12,6 +12,8 @@ if [ -z "${SSL_CERT_FILE:-}" ] && [ -f /etc/ssl/certs/ca-certificates.crt ]; the
 fi
 AIRFLOW3_VERSION="3.3.2"
 AIRFLOW2_VERSION="2.11.2"
+# The Airflow 3.3.2 venv's dependency groups: the same for the demo and the tests, so neither rebuilds it.
+AF3_GROUPS="test,lint,distributed"
 # The version matrix: the latest patch of each other Airflow 3 minor runs the smoke set (scripts/test.sh),
 # as "VERSION [PACKAGE...]": 3.0 builds a provider's connection form only with the FAB provider installed.
 AIRFLOW_SMOKE_VERSIONS=("3.0.6 apache-airflow-providers-fab" "3.1.8" "3.2.2")

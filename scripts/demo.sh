@@ -6,5 +6,5 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 cd "$ROOT"
 
-bin="$(ensure_venv af3 "$AIRFLOW3_VERSION" test,lint)"
+bin="$(ensure_venv af3 "$AIRFLOW3_VERSION" "$AF3_GROUPS")"
 exec "$bin/python" -m airflow_provider_wavy.demo "$@"

@@ -15,7 +15,7 @@ if [ "${1:-}" = "--fast" ]; then
 fi
 
 [ "$fast" = 1 ] || ensure_system_packages
-af3="$(ensure_venv af3 "$AIRFLOW3_VERSION" test,lint,distributed)"
+af3="$(ensure_venv af3 "$AIRFLOW3_VERSION" "$AF3_GROUPS")"
 [ "$fast" = 1 ] || af2="$(ensure_venv af2 "$AIRFLOW2_VERSION" test)"
 
 step() { printf '\n== %s\n' "$*"; }
