@@ -65,7 +65,7 @@ def _created_at_key(value: str) -> tuple[int, Any]:
         return (1, value)
 
 
-def summarize_sessions_file(uri: str, conn_id: str | None = None) -> dict[str, Any]:
+def summarize_sessions_file(uri: str, conn_id: str | None = None, delimiter: str = ";") -> dict[str, Any]:
     """
     Count the sessions in a downloaded file and find the oldest and newest ``session_created_at``.
 
@@ -73,18 +73,17 @@ def summarize_sessions_file(uri: str, conn_id: str | None = None) -> dict[str, A
 
     :param uri: the file's path or object-storage URI, as the download task reported it.
     :param conn_id: the object store's connection (None: the default one, or a local path).
+    :param delimiter: the delimiter the download task found (its summary's ``delimiter``).
     """
     sessions = 0
     oldest: str | None = None
     newest: str | None = None
     with open_data_file(uri, conn_id) as raw:
-        # utf-8-sig drops a byte order mark if there is one; Wavy does not document the delimiter.
+        # utf-8-sig drops a byte order mark if there is one.
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-        header_line = text.readline()
-        delimiter = ";" if header_line.count(";") >= header_line.count(",") else ","
-        header = next(csv.reader([header_line], delimiter=delimiter))
-        column = header.index("session_created_at")
-        for row in csv.reader(text, delimiter=delimiter):
+        reader = csv.reader(text, delimiter=delimiter)
+        column = next(reader).index("session_created_at")
+        for row in reader:
             if not row:
                 continue
             sessions += 1
@@ -131,7 +130,7 @@ with DAG(
         :param download: the download task's summary (destination URI, rows, bytes, sha256).
         :param conn_id: the object store's connection (rendered from the Variable; empty for local paths).
         """
-        report = summarize_sessions_file(download["destination"], conn_id or None)
+        report = summarize_sessions_file(download["destination"], conn_id or None, download["delimiter"])
         print(
             f"{report['open_sessions']} open session(s) in {report['file']}; "
             f"oldest {report['oldest']}, newest {report['newest']}"

@@ -36,6 +36,10 @@ EXPECTED = {
         "example_wavy_sub_accounts",
         {"wait_for_sessions", "plan_downloads", "download_sessions", "report_totals"},
     ),
+    "example_wavy_reachable.py": (
+        "example_wavy_reachable",
+        {"wait_for_sessions", "wait_for_opt_outs", "land_sessions", "land_opt_outs", "report_reachable"},
+    ),
     "example_wavy_xcom.py": (
         "example_wavy_xcom",
         {"wait_for_sessions", "fetch_sessions", "sessions_per_day"},
@@ -163,6 +167,39 @@ def test_xcom_example_feeds_rows_to_taskflow(
     result = run.xcom("sessions_per_day")
     assert result["open_sessions"] == 12
     assert sum(result["per_day"].values()) == 12
+
+
+@pytest.mark.e2e
+@pytest.mark.smoke
+def test_reachable_example_subtracts_the_opt_outs(
+    airflow_env: AirflowEnv, sandbox: WavySandbox, tmp_path: Path
+) -> None:
+    """Both files land; the report counts the open sessions whose number is not on the OPT-OUT list."""
+    sandbox.scenario = Scenario(rows=25)
+    sandbox.list_scenarios = {"OPTOUT": Scenario(rows=25, ready_after=1)}
+    run = _run(airflow_env, sandbox, "example_wavy_reachable", tmp_path)
+
+    day = tmp_path / "reachable" / LOGICAL_DATE
+    names = sorted(p.name for p in day.iterdir())
+    assert names == [
+        f"wavy_list_optout_{SANDBOX_CUSTOMER}_{LOGICAL_DATE}.csv",
+        f"wavy_open_sessions_{SANDBOX_CUSTOMER}_{LOGICAL_DATE}.csv",
+    ]
+    opt_outs = sandbox.expected_bytes(SANDBOX_CUSTOMER, list_type="OPTOUT")
+    assert (day / names[0]).read_bytes() == opt_outs
+    sessions = sandbox.expected_bytes(SANDBOX_CUSTOMER)
+    # Computed here from the served bytes, independently of the DAG's code.
+    session_phones = [row[0] for row in csv.reader(io.StringIO(sessions.decode()), delimiter=";")][1:]
+    opted_out = {row[0] for row in csv.reader(io.StringIO(opt_outs.decode()), delimiter=";")}
+    expected = sum(phone not in opted_out for phone in session_phones)
+    assert 0 < expected < len(session_phones)
+    assert run.xcom("report_reachable") == {
+        "open_sessions": len(session_phones),
+        "opted_out": len(opted_out) - 1,
+        "reachable": expected,
+    }
+    assert sandbox.list_calls["OPTOUT"] >= 2
+    assert not sandbox.cdn_saw_credentials
 
 
 @pytest.mark.e2e

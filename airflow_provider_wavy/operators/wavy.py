@@ -422,13 +422,7 @@ class WavyListOperator(WavyOpenSessionsOperator):
     :param list_type: ``OPTOUT``, ``OPTIN``, ``BLACKLIST`` or ``WHITELIST``, in any case (templated).
     """
 
-    template_fields: Sequence[str] = (
-        "list_type",
-        "customer_id",
-        "sub_account_id",
-        "file_url",
-        "destination",
-    )
+    template_fields: Sequence[str] = ("list_type", *WavyOpenSessionsOperator.template_fields)
 
     def __init__(self, *, list_type: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -205,7 +205,7 @@ class WavyListSensor(WavyOpenSessionsSensor):
         a :class:`~airflow_provider_wavy.exports.WavyListType`.
     """
 
-    template_fields: Sequence[str] = ("list_type", "customer_id", "sub_account_id")
+    template_fields: Sequence[str] = ("list_type", *WavyOpenSessionsSensor.template_fields)
 
     def __init__(self, *, list_type: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
