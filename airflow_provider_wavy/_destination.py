@@ -29,7 +29,7 @@ from airflow_provider_wavy._sweep import (
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
     from fsspec import AbstractFileSystem
 
@@ -190,6 +190,30 @@ def writer_id(*parts: object) -> str:
     return hashlib.sha256("\x1f".join(str(part) for part in parts).encode()).hexdigest()[:32]
 
 
+class DestinationError(Exception):
+    """
+    Writing to the destination failed; ``cause`` is what its file system raised.
+
+    Only these become the operator's "Cannot write ..." message: any other exception is not the
+    destination's doing and passes as it is.
+    """
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+@contextlib.contextmanager
+def destination_errors() -> Iterator[None]:
+    """Turn what a file system raises (OSError, an object store's errors) into :class:`DestinationError`."""
+    try:
+        yield
+    except DestinationError:
+        raise
+    except Exception as error:
+        raise DestinationError(error) from error
+
+
 class AtomicWriter:
     """
     Write to a temporary sibling of the target, then rename it into place, or delete it on failure.
@@ -236,6 +260,10 @@ class AtomicWriter:
 
     def __enter__(self) -> AtomicWriter:
         """Sweep what killed writers left, then open the temporary file for writing."""
+        with destination_errors():
+            return self._open()
+
+    def _open(self) -> AtomicWriter:
         target = self.target
         sweep(
             target.fs,
@@ -248,7 +276,7 @@ class AtomicWriter:
         if target.fs is None:
             os.makedirs(os.path.dirname(target.path), exist_ok=True)
             # Unbuffered: chunks are already large, and a second copy through a buffer costs throughput.
-            self._file = cast("BinaryIO", open(self.temp_path, "wb", buffering=0))
+            self._file = cast("BinaryIO", open(self.temp_path, "wb", buffering=0))  # noqa: SIM115 - kept open
             self._locked = lock_for_life(self._file.fileno())
         else:
             self._file = cast("BinaryIO", target.fs.open(self.temp_path, "wb"))
@@ -259,8 +287,14 @@ class AtomicWriter:
         Append a chunk to the temporary file.
 
         :param chunk: the next bytes; the caller may reuse the memory behind a ``memoryview`` afterwards.
+        :raises DestinationError: the destination refused the bytes.
         """
-        assert self._file is not None
+        with destination_errors():
+            self._write(chunk)
+
+    def _write(self, chunk: bytes | memoryview) -> None:
+        if self._file is None:
+            raise RuntimeError("AtomicWriter.write() outside its with block")
         if self.target.fs is not None and isinstance(chunk, memoryview):
             # An object-store file may hold on to what it is given until it uploads a part: give it bytes
             # of its own. A local file copies into the kernel before write() returns.
@@ -271,8 +305,17 @@ class AtomicWriter:
             view = view[written if written is not None else len(view) :]
 
     def commit(self) -> None:
-        """Close the temporary file and move it to the final name (overwriting what was there)."""
-        assert self._file is not None
+        """
+        Close the temporary file and move it to the final name (overwriting what was there).
+
+        :raises DestinationError: the destination refused to close or rename it.
+        """
+        with destination_errors():
+            self._commit()
+
+    def _commit(self) -> None:
+        if self._file is None:
+            raise RuntimeError("AtomicWriter.commit() outside its with block")
         if self.target.fs is None:
             if self._locked:
                 # Renamed while still open, so locked: closed first, it would be a dead writer's to sweepers.

@@ -207,9 +207,7 @@ class WavyOpenSessionsOperator(BaseOperator):
         return "_".join(parts) + ".csv"
 
     def _to_destination(self, file_url: str, target: Target, context: Context) -> dict[str, Any]:
-        from airflow.providers.common.compat.sdk import AirflowException
-
-        from airflow_provider_wavy._destination import AtomicWriter
+        from airflow_provider_wavy._destination import AtomicWriter, DestinationError
         from airflow_provider_wavy.exceptions import WavyDownloadError
 
         try:
@@ -223,18 +221,16 @@ class WavyOpenSessionsOperator(BaseOperator):
             ):
                 summary = self._stream(download, writer, target)
                 writer.commit()
-        except AirflowException:
-            # Ours (WavyError) and Airflow's own (execution_timeout's AirflowTaskTimeout) pass as they are.
-            raise
-        except Exception as error:  # noqa: BLE001 - re-raised as one WavyDownloadError below
-            # Reading and verifying fail as WavyErrors: anything else comes from the destination's file
-            # system (OSError, or an object store's own errors such as botocore's NoCredentialsError).
+        except DestinationError as failure:
+            # Only the destination's own failures (OSError, an object store's errors such as botocore's
+            # NoCredentialsError) get this wording; anything else passes as it is.
+            error = failure.cause
             detail = error.strerror if isinstance(error, OSError) and error.strerror else error
             reason = f"{type(error).__name__}: {detail}"
             raise WavyDownloadError(
-                f"Cannot write the sessions file to {target.uri} ({reason}). Check that the destination "
-                "exists and is writable (for object stores: the bucket and destination_conn_id's rights); "
-                "nothing was kept there."
+                f"Cannot write the {self._export().title} file to {target.uri} ({reason}). Check that the "
+                "destination exists and is writable (for object stores: the bucket and destination_conn_id's "
+                "rights); nothing was kept there."
             ) from None
         self.log.info(
             "Wrote %s: %d sessions, %s bytes, sha256 %s.",

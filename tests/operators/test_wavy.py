@@ -538,7 +538,8 @@ def test_destination_write_failure_is_one_clear_error(
         writes.append(len(chunk))
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(_destination.AtomicWriter, "write", disk_full)
+    # The file system's own write, under the writer's error handling, is what fails on a full disk.
+    monkeypatch.setattr(_destination.AtomicWriter, "_write", disk_full)
     sandbox.scenario = Scenario(rows=rows)
 
     with pytest.raises(WavyDownloadError, match=r"Cannot write .* No space left on device"):
@@ -565,7 +566,8 @@ def test_write_failure_is_raised_even_inside_an_except_block(
     def disk_full(self: Any, chunk: bytes) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(_destination.AtomicWriter, "write", disk_full)
+    # The file system's own write, under the writer's error handling, is what fails on a full disk.
+    monkeypatch.setattr(_destination.AtomicWriter, "_write", disk_full)
     sandbox.scenario = Scenario(rows=1000)
 
     def fallback_download() -> None:
@@ -646,3 +648,18 @@ def test_pipeline_hashes_and_writes_the_same_bytes_in_order() -> None:
         pipeline.submit(buffer, len(piece))
     assert pipeline.close() == hashlib.sha256(data).hexdigest()
     assert bytes(written) == data
+
+
+def test_a_bug_is_not_reported_as_a_destination_failure(
+    sandbox: WavySandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the destination's own errors read "Cannot write ...": anything else passes as it is."""
+    from airflow_provider_wavy.csv import checker
+
+    def broken(self: Any, chunk: bytes) -> None:
+        raise KeyError("a bug in the provider")
+
+    monkeypatch.setattr(checker.CsvChecker, "feed", broken)
+    with pytest.raises(KeyError, match="a bug in the provider"):
+        run(destination=str(tmp_path / "s.csv"))
+    assert list(tmp_path.iterdir()) == []
