@@ -427,7 +427,12 @@ class FileCall:
         self.shown_url = describe_url(self.request.url)
         self.carries_token = False
         self.policy = policy
-        self.deadline = deadline
+        self.deadline = deadline or Deadline(
+            None,
+            what=f"The download of {self.shown_url}",
+            setting="download_timeout",
+            error=WavyDownloadError,
+        )
         self._attempts = _Attempts(policy, f"Downloading {self.shown_url}", deadline)
         self._redirects = 0
 
@@ -517,6 +522,65 @@ def content_length(headers: Mapping[str, str]) -> int | None:
     return int(value)
 
 
+def _limit(configured: float, given: float | None) -> float:
+    """Return the shorter of a configured time limit and a caller's (None: the configured one)."""
+    return configured if given is None else min(configured, max(given, 0.0))
+
+
+def new_export_call(
+    settings: WavySettings,
+    export: Export,
+    customer_id: str | None = None,
+    sub_account_id: str | None = None,
+    *,
+    timeout: float | None = None,
+    backoff_base: float = BACKOFF_BASE,
+    policy: RetryPolicy | None = None,
+) -> ExportCall:
+    """
+    Build an API call with its deadline started now: the connection's ``call_timeout``, or ``timeout``.
+
+    :param settings: the connection's settings.
+    :param export: what to ask for.
+    :param customer_id: the customer id; defaults to the connection's extra.
+    :param sub_account_id: the sub-account id; defaults to the connection's extra.
+    :param timeout: the call's total time limit, if shorter than the connection's.
+    :param backoff_base: the first pause between retries.
+    :param policy: the retry policy; the connection's by default.
+    """
+    deadline = Deadline(
+        _limit(settings.call_timeout, timeout),
+        what=f"The Wavy API call to {settings.base_url}",
+        setting="the connection's 'call_timeout' extra (or the sensor's timeout)",
+    )
+    policy = policy or settings.retry_policy(backoff_base=backoff_base)
+    return ExportCall(settings, customer_id, sub_account_id, policy=policy, deadline=deadline, export=export)
+
+
+def new_file_call(
+    settings: WavySettings,
+    file_url: str,
+    *,
+    timeout: float | None = None,
+    backoff_base: float = BACKOFF_BASE,
+) -> FileCall:
+    """
+    Build a file call with its deadline started now: the connection's ``download_timeout``, or ``timeout``.
+
+    :param settings: the connection's settings.
+    :param file_url: the URL the API returned.
+    :param timeout: the download's total time limit, if shorter than the connection's.
+    :param backoff_base: the first pause between retries.
+    """
+    deadline = Deadline(
+        _limit(settings.download_timeout, timeout),
+        what=f"The download of {describe_url(file_url)}",
+        setting="the wavy connection's 'download_timeout' extra (or the operator's download_timeout)",
+        error=WavyDownloadError,
+    )
+    return FileCall(file_url, policy=settings.retry_policy(backoff_base=backoff_base), deadline=deadline)
+
+
 #: The call for the open sessions, by its first name.
 SessionCall = ExportCall
 Call = ExportCall | FileCall
@@ -560,6 +624,8 @@ __all__ = [
     "describe_url",
     "error_text",
     "is_transient_status",
+    "new_export_call",
+    "new_file_call",
     "normalize_base_url",
     "origin_of",
     "parse_export_body",

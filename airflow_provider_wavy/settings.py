@@ -91,32 +91,17 @@ def _header_value(value: str | None, field_name: str, conn_id: str) -> str | Non
     return value
 
 
-def _positive_int(extra: Mapping[str, Any], key: str, default: int, conn_id: str) -> int:
+def _whole_number(extra: Mapping[str, Any], key: str, default: int, conn_id: str, *, minimum: int) -> int:
     value = extra.get(key)
     if value in (None, ""):
         return default
     try:
         number = int(str(value))
     except ValueError:
-        number = 0
-    if number <= 0:
+        number = minimum - 1
+    if number < minimum:
         raise WavyConfigurationError(
-            f"Connection {conn_id!r}: extra {key!r} must be a whole number > 0, got {value!r}."
-        )
-    return number
-
-
-def _non_negative_int(extra: Mapping[str, Any], key: str, default: int, conn_id: str) -> int:
-    value = extra.get(key)
-    if value in (None, ""):
-        return default
-    try:
-        number = int(str(value))
-    except ValueError:
-        number = -1
-    if number < 0:
-        raise WavyConfigurationError(
-            f"Connection {conn_id!r}: extra {key!r} must be a whole number >= 0, got {value!r}."
+            f"Connection {conn_id!r}: extra {key!r} must be a whole number >= {minimum}, got {value!r}."
         )
     return number
 
@@ -190,10 +175,10 @@ class WavySettings:
             customer_id=_optional_text(extra.get("customer_id")),
             sub_account_id=_optional_text(extra.get("sub_account_id")),
             timeout=_positive_number(extra, "timeout", DEFAULT_TIMEOUT, conn_id),
-            max_retries=_non_negative_int(extra, "max_retries", DEFAULT_MAX_RETRIES, conn_id),
+            max_retries=_whole_number(extra, "max_retries", DEFAULT_MAX_RETRIES, conn_id, minimum=0),
             call_timeout=_positive_number(extra, "call_timeout", DEFAULT_CALL_TIMEOUT, conn_id),
             download_timeout=_positive_number(extra, "download_timeout", DEFAULT_DOWNLOAD_TIMEOUT, conn_id),
-            max_file_bytes=_positive_int(extra, "max_file_bytes", DEFAULT_MAX_FILE_BYTES, conn_id),
+            max_file_bytes=_whole_number(extra, "max_file_bytes", DEFAULT_MAX_FILE_BYTES, conn_id, minimum=1),
         )
 
     @classmethod

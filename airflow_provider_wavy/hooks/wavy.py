@@ -35,12 +35,13 @@ from airflow_provider_wavy.protocol import (
     Call,
     Done,
     ExportCall,
-    FileCall,
     FirstRowCheck,
     ReadBody,
+    new_export_call,
+    new_file_call,
 )
 from airflow_provider_wavy.settings import WavySettings
-from airflow_provider_wavy.timing import BACKOFF_BASE, Deadline, RetryPolicy
+from airflow_provider_wavy.timing import BACKOFF_BASE, RetryPolicy
 from airflow_provider_wavy.urls import Origin, describe_url, same_origin
 from airflow_provider_wavy.urls import check_file_url as _strict_file_url
 
@@ -75,11 +76,6 @@ def check_transport_origin(url: str, origin: Origin) -> None:
             f"A request to {describe_url(url)} would not go to the connection's origin "
             f"{origin[0]}://{origin[1]}:{origin[2]}; it was not sent, and the token with it."
         )
-
-
-def _limit(configured: float, given: float | None) -> float:
-    """Return the shorter of a configured time limit and a caller's (None: the configured one)."""
-    return configured if given is None else min(configured, max(given, 0.0))
 
 
 def _read_capped(response: requests.Response, limit: int) -> bytes:
@@ -326,19 +322,14 @@ class WavyHook(BaseHook):
         :param timeout: the call's total time limit, if shorter than the connection's ``call_timeout``.
         :param policy: the retry policy; the connection's by default.
         """
-        settings = self.settings
-        deadline = Deadline(
-            _limit(settings.call_timeout, timeout),
-            what=f"The Wavy API call to {settings.base_url}",
-            setting="the connection's 'call_timeout' extra (or the sensor's timeout)",
-        )
-        return ExportCall(
-            settings,
+        return new_export_call(
+            self.settings,
+            export,
             customer_id,
             sub_account_id,
-            policy=policy or settings.retry_policy(backoff_base=self.backoff_base),
-            deadline=deadline,
-            export=export,
+            timeout=timeout,
+            backoff_base=self.backoff_base,
+            policy=policy,
         )
 
     def resolve_ids(self, customer_id: str | None, sub_account_id: str | None) -> tuple[str, str | None]:
@@ -381,14 +372,8 @@ class WavyHook(BaseHook):
             default.
         """
         settings = self.settings
-        deadline = Deadline(
-            _limit(settings.download_timeout, timeout),
-            what=f"The download of {describe_url(file_url)}",
-            setting="the wavy connection's 'download_timeout' extra (or the operator's download_timeout)",
-            error=WavyDownloadError,
-        )
-        policy = settings.retry_policy(backoff_base=self.backoff_base)
-        call = FileCall(file_url, policy=policy, deadline=deadline)
+        call = new_file_call(settings, file_url, timeout=timeout, backoff_base=self.backoff_base)
+        deadline = call.deadline
         with CallWatch(deadline) as watch:
             _, response = self._run(call, watch)
             assert response is not None  # a file call ends with the file's answer open

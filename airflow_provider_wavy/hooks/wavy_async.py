@@ -27,15 +27,15 @@ from airflow_provider_wavy.messages import (
 from airflow_provider_wavy.protocol import (
     Call,
     Done,
-    ExportCall,
-    FileCall,
     FirstRowCheck,
     ReadBody,
     check_received_length,
     content_length,
+    new_export_call,
+    new_file_call,
 )
 from airflow_provider_wavy.settings import WavySettings
-from airflow_provider_wavy.timing import BACKOFF_BASE, Deadline
+from airflow_provider_wavy.timing import BACKOFF_BASE
 from airflow_provider_wavy.urls import Origin, describe_url, same_origin
 
 
@@ -62,10 +62,6 @@ def check_transport_origin(url: httpx.URL, origin: Origin) -> None:
             f"A request to {describe_url(str(url))} would not go to the connection's origin "
             f"{origin[0]}://{origin[1]}:{origin[2]}; it was not sent, and the token with it."
         )
-
-
-def _limit(configured: float, given: float | None) -> float:
-    return configured if given is None else min(configured, max(given, 0.0))
 
 
 def _bound(seconds: float) -> float | None:
@@ -199,15 +195,10 @@ class WavyAsyncHook(BaseHook):
         :param timeout: the longest the whole call may take, retries included.
         """
         settings = await self.get_settings()
-        deadline = Deadline(
-            _limit(settings.call_timeout, timeout),
-            what=f"The Wavy API call to {settings.base_url}",
-            setting="the connection's 'call_timeout' extra",
+        call = new_export_call(
+            settings, export, customer_id, sub_account_id, timeout=timeout, backoff_base=self.backoff_base
         )
-        policy = settings.retry_policy(backoff_base=self.backoff_base)
-        call = ExportCall(
-            settings, customer_id, sub_account_id, policy=policy, deadline=deadline, export=export
-        )
+        deadline = call.deadline
         try:
             async with loop_client() as client, AsyncExitStack() as stack:
                 async with asyncio.timeout(_bound(deadline.remaining())):
@@ -230,14 +221,8 @@ class WavyAsyncHook(BaseHook):
         :raises WavyDownloadError: the file cannot be read (the CDN may lag behind the API).
         """
         settings = await self.get_settings()
-        deadline = Deadline(
-            _limit(settings.download_timeout, timeout),
-            what=f"The look into {describe_url(file_url)}",
-            setting="the wavy connection's 'download_timeout' extra",
-            error=WavyDownloadError,
-        )
-        policy = settings.retry_policy(backoff_base=self.backoff_base)
-        call = FileCall(file_url, policy=policy, deadline=deadline)
+        call = new_file_call(settings, file_url, timeout=timeout, backoff_base=self.backoff_base)
+        deadline = call.deadline
         try:
             async with loop_client() as client, AsyncExitStack() as stack:
                 async with asyncio.timeout(_bound(deadline.remaining())):
