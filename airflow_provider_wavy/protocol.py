@@ -16,6 +16,15 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode
 
 from airflow_provider_wavy import __version__
+from airflow_provider_wavy.answers import (
+    MAX_API_BODY,
+    MAX_ERROR_BODY,
+    body_limit,
+    check_received_length,
+    content_length,
+    parse_export_body,
+    parse_session_body,
+)
 from airflow_provider_wavy.csv.first_row import FirstRowCheck  # re-exported: it lived here
 from airflow_provider_wavy.exceptions import (
     WavyAuthenticationError,
@@ -69,10 +78,6 @@ if TYPE_CHECKING:
 SESSION_PATH = OPEN_SESSIONS.api_path
 MAX_REDIRECTS = 3
 USER_AGENT = f"airflow-provider-wavy/{__version__}"
-#: An API answer larger than this is not Wavy's small JSON: read no further than needed to say so.
-MAX_API_BODY = 1024 * 1024
-#: Enough of an error or redirect answer to quote its reason; the rest is never read.
-MAX_ERROR_BODY = 4096
 #: A CDN may hop through a few hosts before the file.
 MAX_FILE_REDIRECTS = 5
 
@@ -146,76 +151,6 @@ FILE_HEADERS: Mapping[str, str] = {
 }
 
 
-def parse_session_body(body: bytes) -> str | None:
-    """Read the file URL out of a successful open-sessions answer (see :func:`parse_export_body`)."""
-    return parse_export_body(body, OPEN_SESSIONS)
-
-
-def parse_export_body(body: bytes, export: Export) -> str | None:
-    """
-    Read the file URL out of a successful answer of an export.
-
-    :param body: the JSON body of an HTTP 2xx answer.
-    :param export: the export asked for (which fields hold the URL).
-    :return: the file URL, or None when the API has no file yet (``file_url`` missing, null or empty; or
-        the lists endpoint's shape without ``data``).
-    :raises WavyResponseError: the body is not the expected JSON; the message quotes a bounded excerpt.
-    """
-    from airflow_provider_wavy._json_body import MAX_FILE_URL_CHARS, JsonBodyError, json_type, load_json
-
-    if not body.strip():
-        return None
-    try:
-        document = load_json(body)
-    except JsonBodyError as error:
-        raise WavyResponseError(
-            f"The Wavy API answered success with a body that is not JSON the provider reads ({error}), "
-            f"starting {clean_text(body[:200].decode('utf-8', errors='replace'), limit=120)!r}; expected "
-            '{"file_url": "..."}. Check that the connection\'s host is the Wavy API.'
-        ) from None
-    if not isinstance(document, dict):
-        raise WavyResponseError(
-            f"The Wavy API answered a JSON {json_type(document)}, expected an object with "
-            f"{export.url_fields[0]!r}."
-        )
-    _check_success_fields(document)
-    for key in export.url_fields:
-        value = document.get(key)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            continue
-        if not isinstance(value, str):
-            raise WavyResponseError(
-                f"The Wavy API answered {key!r} as a JSON {json_type(value)}, expected a URL string."
-            )
-        value = value.strip()
-        if len(value) > MAX_FILE_URL_CHARS:
-            raise WavyResponseError(
-                f"The Wavy API answered a {key!r} of {len(value):,} characters (at most "
-                f"{MAX_FILE_URL_CHARS:,} are accepted), starting {clean_text(value[:80], limit=80)!r}: it is "
-                "not a file URL. Check that the connection's host is the Wavy API."
-            )
-        try:
-            return check_file_url(value)
-        except ValueError as error:
-            raise WavyResponseError(f"The Wavy API answered an unusable {key!r}: {error}") from None
-    return None
-
-
-def _check_success_fields(document: dict[str, object]) -> None:
-    """Refuse an HTTP 200 whose body says it failed (the lists' ``success``/``status`` fields)."""
-    success, status = document.get("success", True), document.get("status", 200)
-    if success is True and status in (200, "200"):
-        return
-    texts = (document.get(key) for key in ("message", "errorMessage", "error"))
-    reason = next((text for text in texts if isinstance(text, str) and text.strip()), "")
-    detail = f": {clean_text(reason)}" if reason else ""
-    raise WavyResponseError(
-        f"The Wavy API answered HTTP 200 with success={clean_text(repr(success), limit=40)} and "
-        f"status={clean_text(repr(status), limit=40)}{detail}. Check the customer and sub-account ids; try "
-        "again later if Wavy reports an error of its own."
-    )
-
-
 @dataclass(frozen=True)
 class Done:
     """The API call is over: the file URL, or None when the API has no file yet."""
@@ -247,11 +182,6 @@ class FollowRedirect:
 
 
 Outcome = Done | Retry | FollowRedirect
-
-
-def body_limit(status: int) -> int:
-    """Return how many bytes of an answer with ``status`` a transport reads at most (plus one, to tell)."""
-    return MAX_API_BODY if 200 <= status <= 299 else MAX_ERROR_BODY
 
 
 class _Attempts:
@@ -494,32 +424,6 @@ class FileCall:
         self.request = HttpRequest(url=target, headers=FILE_HEADERS)
         self.shown_url = describe_url(target)
         return FollowRedirect(self.request)
-
-
-def check_received_length(received: int, expected: int | None, shown_url: str) -> None:
-    """
-    Fail when a download ended before the ``Content-Length`` the server announced.
-
-    :param received: bytes received on the wire.
-    :param expected: the announced length, if any.
-    :param shown_url: the file URL as it may be shown.
-    """
-    if expected is not None and received != expected:
-        raise cut_short_error(received, expected, shown_url)
-
-
-def content_length(headers: Mapping[str, str]) -> int | None:
-    """
-    Read ``Content-Length`` when it tells the size on the wire (absent with chunked transfer encoding).
-
-    :param headers: the answer's headers.
-    """
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        return None
-    value = headers.get("content-length")
-    if value is None or not value.strip().isdigit():
-        return None
-    return int(value)
 
 
 def _limit(configured: float, given: float | None) -> float:
