@@ -18,6 +18,7 @@ from airflow_provider_wavy import exceptions
 from airflow_provider_wavy.exceptions import (
     WavyAuthenticationError,
     WavyConfigurationError,
+    WavyDataLocationError,
     WavyDownloadError,
     WavyError,
     WavyFatalError,
@@ -38,6 +39,7 @@ ERRORS = [
     pytest.param(WavyRedirectError, True, id="redirect-fatal"),
     pytest.param(WavyTransientError, False, id="transient-retryable"),
     pytest.param(WavyDownloadError, False, id="download-retryable"),
+    pytest.param(WavyDataLocationError, True, id="data-location-fatal"),
 ]
 
 
