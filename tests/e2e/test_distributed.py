@@ -224,6 +224,10 @@ def _healthy(stack: Stack) -> bool:
     return all(health.get(part, {}).get("status") == "healthy" for part in parts)
 
 
+#: Every example DAG: the test runs them all.
+EXAMPLES = ("example_wavy_daily", "example_wavy_sub_accounts", "example_wavy_xcom", "example_wavy_reachable")
+
+
 def _worker_ready(stack: Stack, name: str) -> bool:
     proc = stack.procs[name]
     assert proc.alive(), proc.tail()
@@ -235,7 +239,7 @@ def _dags_parsed(stack: Stack) -> bool:
     errors = stack.api("GET", "/importErrors")["import_errors"]
     assert not errors, json.dumps(errors)[:3000]
     ids = {dag["dag_id"] for dag in stack.api("GET", "/dags")["dags"]}
-    return {"example_wavy_daily", "example_wavy_sub_accounts", "example_wavy_xcom"} <= ids
+    return set(EXAMPLES) <= ids
 
 
 def _expected_sha256(rows: int, sub_account: str | None = None) -> str:
@@ -288,17 +292,21 @@ def _restart_triggerer_while_deferred(stack: Stack, run_id: str) -> None:
 
 def test_examples_on_celery_survive_faults(stack: Stack) -> None:
     """Every example on two workers through the API; the triggerer and a worker killed mid-way."""
+    shipped = {path.stem for path in (REPO_ROOT / "example_dags").glob("*.py")}
+    assert shipped == set(EXAMPLES), f"an example DAG this test does not run: {shipped - set(EXAMPLES)}"
     stack.wait("the example DAGs to be parsed", lambda: _dags_parsed(stack))
     t0 = time.monotonic()
     # 1. The daily example: the sensor defers, the triggerer is killed and restarted, the run completes.
     stack.sandbox.scenario = Scenario(rows=ROWS, ready_after=10**6)
     daily = stack.trigger("example_wavy_daily", DAY1)
     _restart_triggerer_while_deferred(stack, daily)
-    # 2. The other two examples at once, so that both workers have work.
+    # 2. The other examples at once, so that both workers have work.
     mapped = stack.trigger("example_wavy_sub_accounts", DAY1)
     xcom = stack.trigger("example_wavy_xcom", DAY1)
-    for dag_id, run_id in (("example_wavy_daily", daily), ("example_wavy_sub_accounts", mapped),
-                           ("example_wavy_xcom", xcom)):  # fmt: skip
+    reachable = stack.trigger("example_wavy_reachable", DAY1)
+    runs = [("example_wavy_daily", daily), ("example_wavy_sub_accounts", mapped), ("example_wavy_xcom", xcom)]
+    runs.append(("example_wavy_reachable", reachable))
+    for dag_id, run_id in runs:
         assert stack.finished(dag_id, run_id) == "success", f"{dag_id}: {stack.tis(dag_id, run_id)}"
     stack.timings["examples"] = time.monotonic() - t0
 
@@ -330,14 +338,26 @@ def test_examples_on_celery_survive_faults(stack: Stack) -> None:
     report = stack.api("GET", f"{xcom_path}/return_value", params={"deserialize": "true"})["value"]
     report = json.loads(report) if isinstance(report, str) else report
     assert report["open_sessions"] == ROWS
+    _check_reachable(stack)
 
     _kill_a_worker_mid_download(stack)
     ran = stack.ran_on()
     print("ran on:", json.dumps({name: sorted(tasks) for name, tasks in ran.items()}, indent=1))
     assert set(ran) == set(WORKERS), f"not every worker ran a task: {ran}"
-    _assert_no_token_anywhere(stack, [("example_wavy_daily", daily), ("example_wavy_sub_accounts", mapped),
-                                      ("example_wavy_xcom", xcom)])  # fmt: skip
+    _assert_no_token_anywhere(stack, runs)
     print("timings:", {name: round(seconds, 1) for name, seconds in stack.timings.items()})
+
+
+def _check_reachable(stack: Stack) -> None:
+    """The sessions file and the OPT-OUT list landed once each, byte-identical to what the sandbox served."""
+    folder = f"wavy/reachable/{DAY1}/"
+    objects = _objects(stack, folder)
+    sessions_key = f"{folder}wavy_open_sessions_{SANDBOX_CUSTOMER}_{DAY1}.csv"
+    list_key = f"{folder}wavy_list_optout_{SANDBOX_CUSTOMER}_{DAY1}.csv"
+    assert sorted(objects) == sorted([sessions_key, list_key]), objects
+    assert _object_sha256(stack, sessions_key) == _expected_sha256(ROWS)
+    served = stack.sandbox.expected_bytes(SANDBOX_CUSTOMER, list_type="OPTOUT")
+    assert _object_sha256(stack, list_key) == hashlib.sha256(served).hexdigest()
 
 
 def _download_running_on(stack: Stack, run_id: str) -> str | None:
