@@ -47,3 +47,7 @@ class WavyDownloadError(WavyError):
 
 class WavyDataLocationError(WavyFatalError):
     """The example DAGs' data folder is local where tasks run on several machines (see data_location)."""
+
+
+class WavyTimestampError(WavyFatalError):
+    """A timestamp in an export's CSV is not one the provider can read (``on_bad_timestamp="fail"``)."""

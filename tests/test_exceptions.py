@@ -25,6 +25,7 @@ from airflow_provider_wavy.exceptions import (
     WavyRedirectError,
     WavyRequestError,
     WavyResponseError,
+    WavyTimestampError,
     WavyTransientError,
 )
 
@@ -40,6 +41,7 @@ ERRORS = [
     pytest.param(WavyTransientError, False, id="transient-retryable"),
     pytest.param(WavyDownloadError, False, id="download-retryable"),
     pytest.param(WavyDataLocationError, True, id="data-location-fatal"),
+    pytest.param(WavyTimestampError, True, id="timestamp-fatal"),
 ]
 
 
