@@ -63,6 +63,14 @@ _BAD: Final = "bad"
 _SLOW: Final = "slow"
 _SHOWN_CHARS: Final = 60
 _Key = TypeVar("_Key", str, int)
+_Value = TypeVar("_Value")
+#: Every valid ":MM:SS", in order (index: seconds into the hour); as a set, one lookup checks both fields.
+_MINUTES_SECONDS_TEXT: Final = tuple(
+    f":{minute:02d}:{second:02d}" for minute in range(60) for second in range(60)
+)
+_MINUTES_SECONDS: Final = frozenset(_MINUTES_SECONDS_TEXT)
+#: A rest of the value not seen valid yet: the fast path gives way to the full one.
+_NO_REST: Final[tuple[str | None, str]] = (None, "")
 
 
 def load_zone(source_timezone: str) -> tzinfo:
@@ -139,6 +147,8 @@ class TimestampNormaliser:
         self._zoned: dict[str, str] = {}
         # Hours since the epoch -> the UTC prefix.
         self._epoch: dict[int, str] = {}
+        # What followed the seconds in a valid value (".473Z", "-03:00") -> (fraction, zone).
+        self._rests: dict[str, tuple[str, str]] = {}
 
     def normalise(self, value: str, row: int) -> str | None:
         """
@@ -148,10 +158,37 @@ class TimestampNormaliser:
         :param row: the 1-based data row number (the header not counted), for the error message.
         :raises WavyTimestampError: a bad value under ``on_bad_timestamp="fail"``.
         """
+        # The fast path reads only what earlier values put in the caches: a known-valid local or zoned
+        # date and hour (value[:13]), a valid ":MM:SS" and a known-valid fraction and zone. Anything else,
+        # the first value of each hour included, takes the full path, which fills the caches.
+        if value[13:19] in _MINUTES_SECONDS:
+            rest = value[19:]
+            fraction, zone = self._rests.get(rest) or _NO_REST if rest else ("", "")
+            if not zone:
+                prefix = self._local.get(value[:13])
+            elif zone == "Z" and value[10] == "T":
+                if len(self._zoned.get(value[:13] + "Z", "")) == 13:
+                    return value  # already canonical
+                prefix = None
+            else:
+                prefix = self._zoned.get(value[:13] + zone)
+            if prefix is not None and len(prefix) == 13 and fraction is not None:
+                return f"{prefix}{value[13:19]}{fraction}Z"
+        return self._full(value, row)
+
+    def _full(self, value: str, row: int) -> str | None:
+        """Read ``value`` with the pattern, filling the caches (see :meth:`normalise`)."""
+        if len(value) == _EPOCH_DIGITS and value.isdigit() and value.isascii():
+            hours, rest = divmod(int(value[:10]), 3600)
+            prefix = self._epoch.get(hours) or _remember(self._epoch, hours, _prefix(_EPOCH + hours * _HOUR))
+            # The last three digits are the milliseconds, as written.
+            return f"{prefix}{_MINUTES_SECONDS_TEXT[rest]}.{value[10:]}Z"
         match = self._match(value)
         if match is None:
             return self._unusual(value, row)
         fraction, zone = match.group(7, 8)
+        if len(value) > 19:
+            _remember(self._rests, value[19:], (fraction or "", zone or ""))
         if zone is None:
             prefix = self._local.get(key := value[:13]) or self._local_hour(key, match)
         else:
@@ -208,18 +245,12 @@ class TimestampNormaliser:
         return f"{moment.isoformat()}{fraction or ''}Z"
 
     def _unusual(self, value: str, row: int) -> str | None:
-        """Read what the pattern does not: blanks, surrounding spaces, epoch milliseconds, bad values."""
+        """Read what the pattern does not: blanks, surrounding spaces, bad values."""
         if not value or value.isspace():
             return None
         stripped = value.strip(" ")
         if stripped != value:
             return self.normalise(stripped, row)
-        if len(value) == _EPOCH_DIGITS and value.isascii() and value.isdigit():
-            seconds, millis = divmod(int(value), 1000)
-            hours, rest = divmod(seconds, 3600)
-            prefix = self._epoch.get(hours) or _remember(self._epoch, hours, _prefix(_EPOCH + hours * _HOUR))
-            minutes, seconds = divmod(rest, 60)
-            return f"{prefix}:{minutes:02d}:{seconds:02d}.{millis:03d}Z"
         return self._bad(value, row)
 
     def _bad(self, value: str, row: int) -> str | None:
@@ -239,7 +270,7 @@ class TimestampNormaliser:
         )
 
 
-def _remember(cache: dict[_Key, str], key: _Key, value: str) -> str:
+def _remember(cache: dict[_Key, _Value], key: _Key, value: _Value) -> _Value:
     """Store ``value`` under ``key``, first emptying a full cache; return ``value``."""
     if len(cache) >= _CACHE_ENTRIES:
         cache.clear()
