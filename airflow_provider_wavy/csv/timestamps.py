@@ -27,13 +27,15 @@ is its first occurrence, at the daylight saving offset (-02:00 -> 01:30Z); a ski
 (-03:00 -> 03:30Z).
 
 Speed: the SQL loader calls :meth:`TimestampNormaliser.normalise` for every row of files of millions of
-rows. One compiled pattern recognises the layouts; the date and hour (``value[:13]``) key a cache of the
-matching UTC date and hour, since within one local hour the offset is constant whenever it is a whole
-number of hours and no transition falls inside the hour; minutes, seconds and fraction are copied as text.
-Hours where that does not hold (e.g. São Paulo's local mean time before 1914, -03:06:28, or a zone with a
-half-hour offset) take the full ``datetime`` path for every value. A canonical ``...Z`` value is returned
-as it is once its date and hour are known valid. Each cache is cleared when it reaches
-``_CACHE_ENTRIES`` entries (about 11 years of distinct hours), which bounds its memory to a few tens of MB.
+rows. The first value of each date (with its zone, if it has one) goes through one compiled pattern and
+fills a cache with the UTC date and hour of each of the day's 24 hours: within one local hour the offset is
+constant whenever it is a whole number of hours and no transition falls inside the hour, so minutes,
+seconds and fraction are copied as text. Later values of that date are checked and converted with slices,
+a set lookup for ``:MM:SS`` and two dict lookups, without the pattern or ``datetime``. Hours where the rule
+does not hold (e.g. São Paulo's local mean time before 1914, -03:06:28, or a zone with a half-hour offset)
+take the full ``datetime`` path for every value. A canonical ``...Z`` value is returned as it is once its
+date is known valid. Caching days rather than hours keeps the caches small (3,650 entries for ten years);
+each is emptied when it reaches ``_CACHE_ENTRIES`` entries, which bounds its memory to about 20 MB.
 """
 
 from __future__ import annotations
@@ -57,12 +59,18 @@ _PATTERN: Final = re.compile(
 _EPOCH_DIGITS: Final = 13
 _EPOCH: Final = datetime(1970, 1, 1)
 _HOUR: Final = timedelta(hours=1)
-_CACHE_ENTRIES: Final = 100_000
+_DAY: Final = timedelta(days=1)
+#: Days per cache (27 years): a day holds 24 prefixes, about 2 KB.
+_CACHE_ENTRIES: Final = 10_000
 #: Cache values besides a 13-character UTC prefix ("YYYY-MM-DDTHH").
 _BAD: Final = "bad"
 _SLOW: Final = "slow"
+_BAD_DAY: Final = (_BAD,) * 24
+_SLOW_DAY: Final = (_SLOW,) * 24
+_HOURS: Final = {f"{hour:02d}": hour for hour in range(24)}
+_HOURS_TEXT: Final = tuple(_HOURS)
 _SHOWN_CHARS: Final = 60
-_Key = TypeVar("_Key", str, int)
+_Key = TypeVar("_Key")
 _Value = TypeVar("_Value")
 #: Every valid ":MM:SS", in order (index: seconds into the hour); as a set, one lookup checks both fields.
 _MINUTES_SECONDS_TEXT: Final = tuple(
@@ -71,6 +79,7 @@ _MINUTES_SECONDS_TEXT: Final = tuple(
 _MINUTES_SECONDS: Final = frozenset(_MINUTES_SECONDS_TEXT)
 #: A rest of the value not seen valid yet: the fast path gives way to the full one.
 _NO_REST: Final[tuple[str | None, str]] = (None, "")
+_SEPARATORS: Final = frozenset("T ")
 
 
 def load_zone(source_timezone: str) -> tzinfo:
@@ -109,6 +118,12 @@ def _prefix(moment: datetime) -> str:
     return f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}"
 
 
+def _midnight(match: re.Match[str]) -> datetime:
+    """Return the date of a matched value (ValueError for one that does not exist)."""
+    year, month, day = map(int, match.group(1, 2, 3))
+    return datetime(year, month, day)
+
+
 def _fixed_offset(zone: str) -> timedelta | None:
     """Return the offset written as ``Z``, ``+HH:MM``, ``+HHMM`` or ``+HH``; None when out of range."""
     if zone == "Z":
@@ -141,11 +156,11 @@ class TimestampNormaliser:
         #: How many bad values became None (``on_bad_timestamp="null"``).
         self.bad_count = 0
         self._match = _PATTERN.fullmatch
-        # "YYYY-MM-DD?HH" of naive values -> the UTC prefix, or _BAD / _SLOW.
-        self._local: dict[str, str] = {}
-        # "YYYY-MM-DD?HH" + zone of zoned values -> the UTC prefix, or _BAD / _SLOW.
-        self._zoned: dict[str, str] = {}
-        # Hours since the epoch -> the UTC prefix.
+        # "YYYY-MM-DD" of naive values -> the UTC prefix of each local hour, or _BAD / _SLOW.
+        self._local: dict[str, tuple[str, ...]] = {}
+        # "YYYY-MM-DD" + zone of zoned values -> the UTC prefix of each hour, or _BAD / _SLOW.
+        self._zoned: dict[str, tuple[str, ...]] = {}
+        # Days since the epoch -> "YYYY-MM-DDT".
         self._epoch: dict[int, str] = {}
         # What followed the seconds in a valid value (".473Z", "-03:00") -> (fraction, zone).
         self._rests: dict[str, tuple[str, str]] = {}
@@ -158,41 +173,42 @@ class TimestampNormaliser:
         :param row: the 1-based data row number (the header not counted), for the error message.
         :raises WavyTimestampError: a bad value under ``on_bad_timestamp="fail"``.
         """
-        # The fast path reads only what earlier values put in the caches: a known-valid local or zoned
-        # date and hour (value[:13]), a valid ":MM:SS" and a known-valid fraction and zone. Anything else,
-        # the first value of each hour included, takes the full path, which fills the caches.
-        if value[13:19] in _MINUTES_SECONDS:
+        # The fast path reads only what earlier values put in the caches: a known-valid date (value[:10],
+        # with the zone if any) whose 24 UTC hours are known, a valid hour, ":MM:SS", fraction and zone.
+        # Anything else, the first value of each day included, takes the full path, which fills the caches.
+        # Caching days rather than hours keeps the caches small enough to stay in the CPU's caches.
+        if (
+            value[13:19] in _MINUTES_SECONDS
+            and (hour := _HOURS.get(value[11:13])) is not None
+            and value[10] in _SEPARATORS
+        ):
             rest = value[19:]
-            fraction, zone = self._rests.get(rest) or _NO_REST if rest else ("", "")
-            if not zone:
-                prefix = self._local.get(value[:13])
-            elif zone == "Z" and value[10] == "T":
-                if len(self._zoned.get(value[:13] + "Z", "")) == 13:
-                    return value  # already canonical
-                prefix = None
-            else:
-                prefix = self._zoned.get(value[:13] + zone)
-            if prefix is not None and len(prefix) == 13 and fraction is not None:
-                return f"{prefix}{value[13:19]}{fraction}Z"
+            fraction, zone = (self._rests.get(rest) or _NO_REST) if rest else ("", "")
+            if fraction is not None:
+                day = self._zoned.get(value[:10] + zone) if zone else self._local.get(value[:10])
+                if day is not None and len(prefix := day[hour]) == 13:
+                    if zone == "Z" and value[10] == "T":
+                        return value  # already canonical
+                    return f"{prefix}{value[13:19]}{fraction}Z"
         return self._full(value, row)
 
     def _full(self, value: str, row: int) -> str | None:
         """Read ``value`` with the pattern, filling the caches (see :meth:`normalise`)."""
         if len(value) == _EPOCH_DIGITS and value.isdigit() and value.isascii():
-            hours, rest = divmod(int(value[:10]), 3600)
-            prefix = self._epoch.get(hours) or _remember(self._epoch, hours, _prefix(_EPOCH + hours * _HOUR))
-            # The last three digits are the milliseconds, as written.
-            return f"{prefix}{_MINUTES_SECONDS_TEXT[rest]}.{value[10:]}Z"
+            return self._epoch_ms(value)
         match = self._match(value)
         if match is None:
             return self._unusual(value, row)
         fraction, zone = match.group(7, 8)
         if len(value) > 19:
             _remember(self._rests, value[19:], (fraction or "", zone or ""))
-        if zone is None:
-            prefix = self._local.get(key := value[:13]) or self._local_hour(key, match)
+        hour = int(match.group(4))
+        if hour > 23:
+            prefix = _BAD
+        elif zone is None:
+            prefix = (self._local.get(key := value[:10]) or self._local_day(key, match))[hour]
         else:
-            prefix = self._zoned.get(key := value[:13] + zone) or self._zoned_hour(key, match, zone)
+            prefix = (self._zoned.get(key := value[:10] + zone) or self._zoned_day(key, match, zone))[hour]
         if len(prefix) == 13:
             if zone == "Z" and value[10] == "T":
                 return value
@@ -201,35 +217,53 @@ class TimestampNormaliser:
             return self._slow(match, value, row)
         return self._bad(value, row)
 
-    def _local_hour(self, key: str, match: re.Match[str]) -> str:
-        """Find (and cache) the UTC hour of a naive local date and hour."""
-        year, month, day, hour = map(int, match.group(1, 2, 3, 4))
-        try:
-            start = datetime(year, month, day, hour)
-            # ZoneInfo reads a naive datetime with fold=0, like an aware one built from the same fields.
-            offset = self._zone.utcoffset(start)
-            last = self._zone.utcoffset(start.replace(minute=59, second=59))
-            whole_hour = offset is not None and offset == last and not offset % _HOUR
-            result = _prefix(start - offset) if whole_hour and offset is not None else _SLOW
-        except (ValueError, OverflowError):
-            result = _BAD
-        return _remember(self._local, key, result)
+    def _epoch_ms(self, value: str) -> str:
+        """Return 13 digits of epoch milliseconds as UTC text (the milliseconds kept as written)."""
+        days, seconds = divmod(int(value[:10]), 86_400)
+        date = self._epoch.get(days) or _remember(self._epoch, days, _prefix(_EPOCH + days * _DAY)[:11])
+        hour, seconds = divmod(seconds, 3600)
+        return f"{date}{_HOURS_TEXT[hour]}{_MINUTES_SECONDS_TEXT[seconds]}.{value[10:]}Z"
 
-    def _zoned_hour(self, key: str, match: re.Match[str], zone: str) -> str:
-        """Find (and cache) the UTC hour of a date and hour written with an explicit offset."""
-        year, month, day, hour = map(int, match.group(1, 2, 3, 4))
+    def _local_day(self, key: str, match: re.Match[str]) -> tuple[str, ...]:
+        """Find (and cache) the UTC hour of each hour of a naive local date."""
+        try:
+            midnight = _midnight(match)
+        except ValueError:
+            return _remember(self._local, key, _BAD_DAY)
+        zone = self._zone
+        hours = []
+        for hour in range(24):
+            start = midnight.replace(hour=hour)
+            # ZoneInfo reads a naive datetime with fold=0, like an aware one built from the same fields.
+            offset = zone.utcoffset(start)
+            last = zone.utcoffset(start.replace(minute=59, second=59))
+            if offset is None or offset != last or offset % _HOUR:
+                hours.append(_SLOW)
+                continue
+            try:
+                hours.append(_prefix(start - offset))
+            except OverflowError:
+                hours.append(_BAD)
+        return _remember(self._local, key, tuple(hours))
+
+    def _zoned_day(self, key: str, match: re.Match[str], zone: str) -> tuple[str, ...]:
+        """Find (and cache) the UTC hour of each hour of a date written with an explicit offset."""
         offset = _fixed_offset(zone)
         try:
-            start = datetime(year, month, day, hour)
-            if offset is None:
-                result = _BAD
-            elif offset % _HOUR:
-                result = _SLOW
-            else:
-                result = _prefix(start - offset)
-        except (ValueError, OverflowError):
-            result = _BAD
-        return _remember(self._zoned, key, result)
+            midnight = _midnight(match)
+        except ValueError:
+            offset = None
+        if offset is None:
+            return _remember(self._zoned, key, _BAD_DAY)
+        if offset % _HOUR:
+            return _remember(self._zoned, key, _SLOW_DAY)
+        hours = []
+        for hour in range(24):
+            try:
+                hours.append(_prefix(midnight.replace(hour=hour) - offset))
+            except OverflowError:
+                hours.append(_BAD)
+        return _remember(self._zoned, key, tuple(hours))
 
     def _slow(self, match: re.Match[str], value: str, row: int) -> str | None:
         """Convert through an aware ``datetime`` (offsets that are not whole hours, hours with a change)."""

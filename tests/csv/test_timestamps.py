@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from airflow_provider_wavy.csv import timestamps
 from airflow_provider_wavy.csv.timestamps import (
     DEFAULT_SOURCE_TIMEZONE,
     TimestampNormaliser,
@@ -21,6 +22,7 @@ from airflow_provider_wavy.sandbox import Scenario, iter_list_chunks
 from airflow_provider_wavy.sandbox.lists import LIST_TYPES
 
 SAO_PAULO = "America/Sao_Paulo"
+_HOUR = timedelta(hours=1)
 
 
 def _utc_text(moment: datetime) -> str:
@@ -305,3 +307,18 @@ def test_a_sandbox_list_normalises_as_zoneinfo_reads_it(list_type: str) -> None:
             assert offset_hours == -3
     assert normaliser.bad_count == 0
     assert len(rows) == 600
+
+
+def test_full_caches_are_emptied_and_answers_stay_right(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(timestamps, "_CACHE_ENTRIES", 5)
+    normaliser = TimestampNormaliser(column="c")
+    moment = datetime(2016, 2, 1, 0, 30)
+    for _ in range(24 * 40):  # 40 days, across the end of the 2015-16 daylight saving period
+        text = moment.strftime("%Y-%m-%d %H:%M:%S")
+        assert normaliser.normalise(text, 1) == _local(text, SAO_PAULO), text
+        assert normaliser.normalise(text + "-01:00", 1) == _utc_text(moment.replace(tzinfo=timezone(-_HOUR)))
+        millis = str(int(moment.replace(tzinfo=UTC).timestamp()) * 1000 + 7)
+        assert normaliser.normalise(millis, 1) == moment.strftime("%Y-%m-%dT%H:%M:%S.007Z")
+        moment += _HOUR
+    caches = (normaliser._local, normaliser._zoned, normaliser._epoch, normaliser._rests)
+    assert all(0 < len(cache) <= 5 for cache in caches)
