@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
+    from airflow.providers.common.compat.sdk import Context
     from fsspec import AbstractFileSystem
 
 _LOCAL_SCHEMES = frozenset({"", "file", "local"})
@@ -188,6 +189,22 @@ def writer_id(*parts: object) -> str:
     import hashlib
 
     return hashlib.sha256("\x1f".join(str(part) for part in parts).encode()).hexdigest()[:32]
+
+
+def writer_ids(context: Context) -> tuple[str | None, list[str]]:
+    """
+    Return this try's writer id and its earlier tries' (None and [] outside a task instance).
+
+    Airflow starts a try only once the one before it has ended or been declared lost (a lost worker's try
+    is failed after the task heartbeat timeout), so what earlier tries left on an object store is a dead
+    writer's at once, without waiting for the age rule: a worker killed mid-upload costs no orphaned upload.
+    """
+    ti = context.get("ti")
+    try_number = getattr(ti, "try_number", None)
+    if ti is None or not isinstance(try_number, int) or try_number < 1:
+        return None, []
+    key = (ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1))
+    return writer_id(*key, try_number), [writer_id(*key, earlier) for earlier in range(1, try_number)]
 
 
 class DestinationError(Exception):

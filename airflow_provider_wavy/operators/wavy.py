@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_wavy.csv.xcom_rows import parse_rows  # re-exported: it lived here
+from airflow_provider_wavy.csv.timestamps import DEFAULT_SOURCE_TIMEZONE
+from airflow_provider_wavy.operators._xcom import (  # re-exported: they lived here
+    DEFAULT_MAX_XCOM_BYTES,
+    DEFAULT_MAX_XCOM_ROWS,
+    XComMode,
+    check_xcom_arguments,
+    parse_rows,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -22,16 +29,6 @@ if TYPE_CHECKING:
     from airflow_provider_wavy.pipeline import Buffer
 
 
-#: 10,000 sessions are about 0.8 MB of JSON (~75 bytes a row): well inside what every metadata database
-#: takes in one XCom row (MySQL's default max_allowed_packet is 64 MB, but the XCom table is read whole by
-#: the UI and by each consumer), and small enough to keep a worker's memory flat.
-DEFAULT_MAX_XCOM_ROWS = 10_000
-#: XCom mode holds the file in memory and returns its rows as JSON: both stay under this many bytes. A
-#: sessions row is ~35 bytes of CSV and ~75 of JSON, so DEFAULT_MAX_XCOM_ROWS rows weigh ~0.8 MB; the bound
-#: leaves ten times that, and stops a file of wide or enormous rows before memory grows with it.
-DEFAULT_MAX_XCOM_BYTES = 8 * 1024 * 1024
-#: XCom mode reads small files (10,000 rows are ~0.4 MB) in chunks of this size.
-_XCOM_CHUNK_SIZE = 1024 * 1024
 #: A download to a destination streams through a fixed pool of buffers, so memory does not grow with the
 #: file: 6 buffers of 4 MiB. Large buffers mean fewer system calls and thread hand-offs per GiB (measured:
 #: 6 x 4 MiB beat 4 x 4 MiB, 8 x 2 MiB and 16 x 1 MiB by 5-15% at 1 GiB). A multiple of 2 MiB, so that each
@@ -43,7 +40,7 @@ _BUFFERS = 6
 _COMMIT_MARGIN = 1800.0
 
 
-class WavyOpenSessionsOperator(BaseOperator):
+class WavyOpenSessionsOperator(XComMode, BaseOperator):
     """
     Download the Wavy open-sessions CSV, verifying it while it streams, to a destination or to XCom.
 
@@ -66,6 +63,14 @@ class WavyOpenSessionsOperator(BaseOperator):
         rows returned, as JSON; the download stops as soon as it is passed and the task fails (it never
         truncates): use a destination for larger files. A header that repeats a column name also fails in
         XCom mode (a row dict would lose one of the values); a destination stores such a file as it is.
+    :param normalize_timestamps: in XCom mode, rewrite the export's timestamp column (``session_created_at``,
+        ``createdAt``) as ISO 8601 UTC text, ``YYYY-MM-DDTHH:MM:SSZ``, the text the SQL loader loads; an empty
+        value becomes None (see docs/timestamps.md). XCom mode only: with a destination it is a ValueError
+        (the file is stored exactly as sent).
+    :param source_timezone: with ``normalize_timestamps``, the IANA zone of timestamps written without one
+        (default ``America/Sao_Paulo``, the zone Wavy documents for the lists).
+    :param on_bad_timestamp: with ``normalize_timestamps``, ``"fail"`` (the task fails, naming the row and
+        value) or ``"null"`` (bad values become None and are counted in a warning).
     :param include_file_url: add the file URL to the returned summary (it may carry a signature).
     :param download_timeout: the longest the download may take in all, in seconds; the wavy connection's
         ``download_timeout`` extra (default one hour) when not given or shorter.
@@ -93,6 +98,9 @@ class WavyOpenSessionsOperator(BaseOperator):
         wavy_conn_id: str = "wavy_default",
         max_xcom_rows: int = DEFAULT_MAX_XCOM_ROWS,
         max_xcom_bytes: int = DEFAULT_MAX_XCOM_BYTES,
+        normalize_timestamps: bool = False,
+        source_timezone: str = DEFAULT_SOURCE_TIMEZONE,
+        on_bad_timestamp: str = "fail",
         include_file_url: bool = False,
         download_timeout: float | None = None,
         max_file_bytes: int | None = None,
@@ -106,10 +114,14 @@ class WavyOpenSessionsOperator(BaseOperator):
                 f"destination_conn_id={destination_conn_id!r} was given without a destination: pass "
                 "destination='s3://bucket/path/' (or another URL), or leave both out for XCom mode."
             )
-        if isinstance(max_xcom_rows, bool) or not isinstance(max_xcom_rows, int) or max_xcom_rows < 0:
-            raise ValueError(f"max_xcom_rows must be a whole number >= 0, got {max_xcom_rows!r}.")
-        if isinstance(max_xcom_bytes, bool) or not isinstance(max_xcom_bytes, int) or max_xcom_bytes < 1:
-            raise ValueError(f"max_xcom_bytes must be a whole number of bytes >= 1, got {max_xcom_bytes!r}.")
+        check_xcom_arguments(
+            max_xcom_rows=max_xcom_rows,
+            max_xcom_bytes=max_xcom_bytes,
+            normalize_timestamps=normalize_timestamps,
+            source_timezone=source_timezone,
+            on_bad_timestamp=on_bad_timestamp,
+            destination=destination,
+        )
         self.customer_id = customer_id
         self.sub_account_id = sub_account_id
         self.file_url = file_url
@@ -118,6 +130,9 @@ class WavyOpenSessionsOperator(BaseOperator):
         self.wavy_conn_id = wavy_conn_id
         self.max_xcom_rows = max_xcom_rows
         self.max_xcom_bytes = max_xcom_bytes
+        self.normalize_timestamps = normalize_timestamps
+        self.source_timezone = source_timezone
+        self.on_bad_timestamp = on_bad_timestamp
         self.include_file_url = include_file_url
         self.download_timeout = download_timeout
         self.max_file_bytes = max_file_bytes
@@ -207,12 +222,12 @@ class WavyOpenSessionsOperator(BaseOperator):
         return "_".join(parts) + ".csv"
 
     def _to_destination(self, file_url: str, target: Target, context: Context) -> dict[str, Any]:
-        from airflow_provider_wavy._destination import AtomicWriter, DestinationError
+        from airflow_provider_wavy._destination import AtomicWriter, DestinationError, writer_ids
         from airflow_provider_wavy.exceptions import WavyDownloadError
 
         try:
             writer_lifetime = self._download_limit() + _COMMIT_MARGIN
-            this_try, earlier_tries = _writer_ids(context)
+            this_try, earlier_tries = writer_ids(context)
             with (
                 self._open(file_url) as download,
                 AtomicWriter(
@@ -305,82 +320,6 @@ class WavyOpenSessionsOperator(BaseOperator):
             f"Nothing was written to {where}."
         )
 
-    def _to_xcom(self, file_url: str) -> list[dict[str, str | None]]:
-        """Download the file into memory (bounded in rows and bytes) and return its rows as dicts."""
-        from airflow_provider_wavy.csv.checker import SessionsCsvChecker
-        from airflow_provider_wavy.csv.xcom_rows import RowsTooLargeError
-        from airflow_provider_wavy.pipeline import Progress
-
-        checker = SessionsCsvChecker(hash_bytes=False, export=self._export())
-        chunks: list[bytes] = []
-        header: tuple[str, ...] | None = None
-        with self._open(file_url) as download:
-            progress = Progress(self.log, download.expected_size)
-            for chunk in download.iter_chunks(_XCOM_CHUNK_SIZE):
-                self._feed(checker, chunk, download, "XCom")
-                if header is None and (header := checker.header) is not None:
-                    self._check_xcom_columns(header, download)  # before the rest of the file downloads
-                if checker.rows_so_far > self.max_xcom_rows:
-                    raise self._too_many_rows(f"more than {checker.rows_so_far:,}")
-                if checker.bytes_so_far > self.max_xcom_bytes:
-                    raise self._too_large(f"the download passed {checker.bytes_so_far:,} bytes")
-                chunks.append(chunk)
-                progress.update(checker.bytes_so_far)
-            summary = self._finish(checker, download, "XCom")
-        if summary.rows > self.max_xcom_rows:
-            raise self._too_many_rows(f"{summary.rows:,}")
-        self._check_xcom_columns(summary.columns, download)
-        data = b"".join(chunks)
-        chunks.clear()  # one copy of the file in memory while it is parsed, not two
-        try:
-            rows = parse_rows(
-                data, summary.delimiter, summary.columns, summary.encoding_bom, max_bytes=self.max_xcom_bytes
-            )
-        except RowsTooLargeError as error:
-            raise self._too_large(str(error)) from None
-        except ValueError as error:
-            raise self._csv_error(error, download, "XCom") from None
-        self.log.info("Read %d sessions (%s bytes) into XCom.", len(rows), f"{summary.bytes:,}")
-        return rows
-
-    def _check_xcom_columns(self, columns: Sequence[str] | None, download: FileDownload) -> None:
-        from airflow_provider_wavy.csv.xcom_rows import duplicate_column
-        from airflow_provider_wavy.exceptions import WavyDownloadError
-
-        repeated = duplicate_column(columns or ())
-        if repeated is None:
-            return
-        name, first, second = repeated
-        raise WavyDownloadError(
-            f"The file at {download.shown_url} repeats the column {name!r} (columns {first} and {second}, "
-            "compared without case, spaces and quotes) in its header: XCom rows are dicts, so one of the two "
-            "values would be lost. Pass destination='s3://bucket/folder/' (or a local path) to store the "
-            "file as it is."
-        )
-
-    def _too_many_rows(self, count: str) -> Exception:
-        from airflow_provider_wavy.exceptions import WavyDownloadError
-
-        return WavyDownloadError(
-            f"The {self._export().title} file has {count} rows, above max_xcom_rows={self.max_xcom_rows:,}: "
-            "XCom mode "
-            "returns every row or fails, it never truncates. Pass destination='s3://bucket/folder/' (or a "
-            "local path) to store the file and read it downstream, or raise max_xcom_rows if your XCom "
-            "backend takes the size."
-        )
-
-    def _too_large(self, what: str) -> Exception:
-        from airflow_provider_wavy.exceptions import WavyDownloadError
-
-        return WavyDownloadError(
-            f"The {self._export().title} file is too large for XCom: {what}, "
-            f"max_xcom_bytes={self.max_xcom_bytes:,} "
-            "exceeded. XCom mode holds the file in memory and returns every row or fails, it never "
-            "truncates. Pass destination='s3://bucket/folder/' (or a local path) to store the file and read "
-            "it downstream, or raise max_xcom_bytes if your XCom backend and the worker's memory take the "
-            "size."
-        )
-
     def _annotate_outlets(self, context: Context, target: Target, summary: SessionsCsvSummary) -> None:
         """Attach the summary to the asset events of this task's outlets, for downstream consumers."""
         from airflow.providers.common.compat.sdk import Asset
@@ -430,24 +369,6 @@ class WavyListOperator(WavyOpenSessionsOperator):
         from airflow_provider_wavy.exports import list_export
 
         return list_export(self.list_type)
-
-
-def _writer_ids(context: Context) -> tuple[str | None, list[str]]:
-    """
-    Return this try's writer id and its earlier tries' (None and [] outside a task instance).
-
-    Airflow starts a try only once the one before it has ended or been declared lost (a lost worker's try
-    is failed after the task heartbeat timeout), so what earlier tries left on an object store is a dead
-    writer's at once, without waiting for the age rule: a worker killed mid-upload costs no orphaned upload.
-    """
-    from airflow_provider_wavy._destination import writer_id
-
-    ti = context.get("ti")
-    try_number = getattr(ti, "try_number", None)
-    if ti is None or not isinstance(try_number, int) or try_number < 1:
-        return None, []
-    key = (ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1))
-    return writer_id(*key, try_number), [writer_id(*key, earlier) for earlier in range(1, try_number)]
 
 
 def _check_limit(name: str, value: object, kind: type) -> None:
