@@ -5,17 +5,15 @@ A call (:class:`ExportCall` for the API, :class:`FileCall` for a file host) hold
 logical request across its retries and redirects: what to send, how much of an answer to read, and what
 an answer means (the file URL, "nothing yet", retry after N seconds, follow a checked redirect, or a typed
 error). :func:`~airflow_provider_wavy.exchange.exchange` drives a call; the hooks only send and sleep.
-Settings, timing, URL rules and message wording live in their own modules and are re-exported here for
-compatibility.
+
+This module gathers the protocol's names in one place; each lives in the module of its one job:
+:mod:`~airflow_provider_wavy.request` (the requests), :mod:`~airflow_provider_wavy.outcomes` (what an
+answer means), :mod:`~airflow_provider_wavy.calls` (the calls), :mod:`~airflow_provider_wavy.answers`
+(reading answers), and settings, timing, URL rules and message wording in theirs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, urlencode
-
-from airflow_provider_wavy import __version__
 from airflow_provider_wavy.answers import (
     MAX_API_BODY,
     MAX_ERROR_BODY,
@@ -25,17 +23,19 @@ from airflow_provider_wavy.answers import (
     parse_export_body,
     parse_session_body,
 )
-from airflow_provider_wavy.csv.first_row import FirstRowCheck  # re-exported: it lived here
-from airflow_provider_wavy.exceptions import (
-    WavyAuthenticationError,
-    WavyDownloadError,
-    WavyError,
-    WavyRedirectError,
-    WavyRequestError,
-    WavyResponseError,
-    WavyTransientError,
+from airflow_provider_wavy.calls import (
+    MAX_FILE_REDIRECTS,
+    MAX_REDIRECTS,
+    Call,
+    ExportCall,
+    FileCall,
+    SessionCall,
+    new_export_call,
+    new_file_call,
 )
-from airflow_provider_wavy.exports import OPEN_SESSIONS, Export
+from airflow_provider_wavy.csv.first_row import FirstRowCheck  # re-exported: it lived here
+from airflow_provider_wavy.exceptions import WavyError
+from airflow_provider_wavy.exports import OPEN_SESSIONS
 from airflow_provider_wavy.messages import (
     clean_text,
     cut_short_error,
@@ -45,6 +45,15 @@ from airflow_provider_wavy.messages import (
     tls_failure_reason,
     too_large_error,
     transient_advice,
+)
+from airflow_provider_wavy.outcomes import Done, FollowRedirect, Outcome, ReadBody, Retry
+from airflow_provider_wavy.request import (
+    FILE_HEADERS,
+    USER_AGENT,
+    HttpRequest,
+    build_export_request,
+    build_file_request,
+    build_session_request,
 )
 from airflow_provider_wavy.settings import (
     DEFAULT_BASE_URL,
@@ -72,422 +81,7 @@ from airflow_provider_wavy.urls import (
     resolve_location,
 )
 
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-
 SESSION_PATH = OPEN_SESSIONS.api_path
-MAX_REDIRECTS = 3
-USER_AGENT = f"airflow-provider-wavy/{__version__}"
-#: A CDN may hop through a few hosts before the file.
-MAX_FILE_REDIRECTS = 5
-
-
-@dataclass(frozen=True)
-class HttpRequest:
-    """
-    A GET to send: URL, query parameters and headers.
-
-    :param url: the URL without query string.
-    :param params: the query parameters.
-    :param headers: the headers; may hold the token, so never printed.
-    """
-
-    url: str
-    params: Mapping[str, str] = field(default_factory=dict)
-    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
-
-    @property
-    def full_url(self) -> str:
-        """Return the URL with its query string."""
-        return f"{self.url}?{urlencode(self.params)}" if self.params else self.url
-
-
-def build_session_request(
-    settings: WavySettings, customer_id: str, sub_account_id: str | None
-) -> HttpRequest:
-    """Build ``GET {base}/v1/session`` (the open-sessions export)."""
-    return build_export_request(settings, OPEN_SESSIONS, customer_id, sub_account_id)
-
-
-def build_export_request(
-    settings: WavySettings, export: Export, customer_id: str, sub_account_id: str | None
-) -> HttpRequest:
-    """
-    Build ``GET {base}{export.api_path}`` as Wavy documents it.
-
-    :param settings: the connection's settings.
-    :param export: what to ask for (the open sessions, or a list).
-    :param customer_id: required by the API.
-    :param sub_account_id: optional; left out of the query when not given.
-    """
-    params = {"customerId": customer_id}
-    if sub_account_id:
-        params["subAccountId"] = sub_account_id
-    headers = {
-        "Content-Type": "application/json",
-        "Accept": "application/json",
-        "Accept-Encoding": "gzip, deflate",
-        "User-Agent": USER_AGENT,
-        "UserName": settings.username,
-        "authenticationToken": settings.token,
-    }
-    return HttpRequest(url=f"{settings.base_url}{export.api_path}", params=params, headers=headers)
-
-
-def build_file_request(file_url: str) -> HttpRequest:
-    """
-    Build the GET of a sessions file: no credential at all, whatever host it is on.
-
-    :param file_url: the ``file_url`` the API returned.
-    """
-    return HttpRequest(url=check_file_url(file_url), headers=FILE_HEADERS)
-
-
-#: The file host gets no credential; only the encodings the provider decodes within its caps are offered.
-FILE_HEADERS: Mapping[str, str] = {
-    "Accept": "text/csv, */*",
-    "Accept-Encoding": "gzip, deflate",
-    "User-Agent": USER_AGENT,
-}
-
-
-@dataclass(frozen=True)
-class Done:
-    """The API call is over: the file URL, or None when the API has no file yet."""
-
-    file_url: str | None
-
-
-@dataclass(frozen=True)
-class ReadBody:
-    """The file host answered 2xx at ``url``: read the body now."""
-
-    url: str
-
-
-@dataclass(frozen=True)
-class Retry:
-    """Wait ``delay`` seconds, then send the same request again."""
-
-    delay: float
-    reason: str
-    number: int = 1
-
-
-@dataclass(frozen=True)
-class FollowRedirect:
-    """Send ``request`` next (a checked redirect)."""
-
-    request: HttpRequest
-
-
-Outcome = Done | Retry | FollowRedirect
-
-
-class _Attempts:
-    """Count failures against a retry policy and turn the last one into a :class:`WavyTransientError`."""
-
-    def __init__(self, policy: RetryPolicy, what: str, deadline: Deadline | None = None) -> None:
-        self.policy = policy
-        self.what = what
-        self.retries = 0
-        self.deadline = deadline
-
-    def retry_or_raise(self, reason: str, retry_after: float | None = None) -> Retry:
-        if self.retries >= self.policy.max_retries:
-            attempts = self.retries + 1
-            raise WavyTransientError(
-                f"{self.what} failed {attempts} time{'s' if attempts > 1 else ''}, last: {reason}. "
-                f"{transient_advice(reason)}"
-            )
-        delay = self.policy.delay(self.retries + 1, retry_after)
-        if self.deadline is not None and delay >= self.deadline.remaining():
-            # Sleeping past the limit helps nobody: fail now, with what went wrong.
-            raise self.deadline.exceeded(reason)
-        self.retries += 1
-        return Retry(delay=delay, reason=reason, number=self.retries)
-
-
-class ExportCall:
-    """
-    One logical ask for an export's file URL (``GET /v1/session``, ``/v1/list/OPTOUT``, ...).
-
-    A transport sends :attr:`request`, feeds what happened to :meth:`on_response` or
-    :meth:`on_transport_error`, and acts on the outcome: :class:`Done`, :class:`Retry` (sleep, resend)
-    or :class:`FollowRedirect` (send the new request). Errors are raised as :class:`WavyError`.
-
-    :param settings: the connection's settings.
-    :param customer_id: the customer id, or None for the connection's default.
-    :param sub_account_id: the sub-account id, or None for the connection's default.
-    :param policy: the retry policy; defaults to the connection's.
-    :param deadline: the call's total time limit; defaults to the connection's ``call_timeout``.
-    :param export: what to ask for; the open sessions by default.
-    """
-
-    def __init__(
-        self,
-        settings: WavySettings,
-        customer_id: str | None = None,
-        sub_account_id: str | None = None,
-        *,
-        policy: RetryPolicy | None = None,
-        deadline: Deadline | None = None,
-        export: Export = OPEN_SESSIONS,
-    ) -> None:
-        self.settings = settings
-        self.export = export
-        self.customer_id, self.sub_account_id = settings.resolve_ids(customer_id, sub_account_id)
-        self.request = build_export_request(settings, export, self.customer_id, self.sub_account_id)
-        self.carries_token = True
-        self.policy = policy or settings.retry_policy()
-        self.deadline = deadline or Deadline(
-            settings.call_timeout,
-            what=f"The Wavy API call to {settings.base_url}",
-            setting="the connection's 'call_timeout' extra",
-        )
-        self._attempts = _Attempts(self.policy, f"The Wavy API at {settings.base_url}", self.deadline)
-        self._redirects = 0
-
-    @staticmethod
-    def body_limit(status: int) -> int | None:
-        """Return how much of an answer with ``status`` to read (None: none, it is the file)."""
-        return body_limit(status)
-
-    @property
-    def where(self) -> str:
-        """Return what is being reached, for messages (no secret in it)."""
-        return self.settings.base_url
-
-    def _ids(self) -> str:
-        ids = f"customer_id={self.customer_id!r}"
-        return f"{ids}, sub_account_id={self.sub_account_id!r}" if self.sub_account_id else ids
-
-    def on_transport_error(self, description: str) -> Retry:
-        """
-        Account for a connection error or timeout; retry or raise :class:`WavyTransientError`.
-
-        :param description: what went wrong, already free of secrets (e.g. "timed out after 30s").
-        """
-        return self._attempts.retry_or_raise(description)
-
-    def on_response(self, status: int, headers: Mapping[str, str], body: bytes) -> Outcome:
-        """
-        Interpret an answer.
-
-        :param status: the HTTP status.
-        :param headers: the answer's headers (case-insensitive mapping).
-        :param body: the answer's body, read up to :func:`body_limit` plus one byte.
-        """
-        token = self.settings.token
-        if 200 <= status <= 299:
-            return Done(self._file_url(body))
-        if 300 <= status <= 399 and headers.get("location"):
-            return self._redirect(status, headers["location"])
-        if is_transient_status(status):
-            reason = f"HTTP {status} ({error_text(body, secret=token)})"
-            return self._attempts.retry_or_raise(reason, parse_retry_after(headers.get("retry-after")))
-        detail = f"HTTP {status}: {error_text(body, secret=token)}"
-        if status in (401, 403):
-            raise WavyAuthenticationError(
-                f"Wavy rejected the credentials of connection {self.settings.conn_id!r} ({detail}). "
-                "Check its Login (Wavy UserName) and Password (authentication token) in the Wavy/Sinch "
-                "messaging portal."
-            )
-        if status == 404:
-            raise WavyRequestError(
-                f"Wavy answered not found for {self._ids()} at "
-                f"{self.settings.base_url}{self.export.api_path} ({detail}). "
-                "Check the connection's host and the customer and sub-account ids."
-            )
-        raise WavyRequestError(
-            f"Wavy rejected the {self.export.title} request for {self._ids()} ({detail}). "
-            "Check the customer and sub-account ids."
-        )
-
-    def _file_url(self, body: bytes) -> str | None:
-        if len(body) > MAX_API_BODY:
-            raise WavyResponseError(
-                f"The Wavy API answered success with a body over {MAX_API_BODY // 1024} KiB; expected "
-                '{"file_url": "..."}. Check that the connection\'s host is the Wavy API.'
-            )
-        file_url = parse_export_body(body, self.export)
-        if file_url is not None and redact(file_url, self.settings.token) != file_url:
-            # Passing it on would hand the token to the file host, the logs and XCom.
-            raise WavyResponseError(
-                "The Wavy API answered a file URL that contains the connection's authentication token; it "
-                "was not used. Check that the connection's host is the Wavy API."
-            )
-        return file_url
-
-    def _redirect(self, status: int, location: str) -> FollowRedirect:
-        token = self.settings.token
-        target = resolve_location(self.request.url, location)
-        if origin_of(target) != self.settings.origin:
-            raise WavyRedirectError(
-                f"The Wavy API answered HTTP {status}, redirecting to {describe_url(target, secret=token)}, "
-                f"another origin than the connection's {self.settings.base_url}. The token is never sent to "
-                "another origin: set the connection's host to the API's real base URL."
-            )
-        self._redirects += 1
-        if self._redirects > MAX_REDIRECTS:
-            raise WavyRedirectError(
-                f"The Wavy API redirected more than {MAX_REDIRECTS} times; check the connection's host."
-            )
-        url, _, query = target.partition("?")
-        # A redirect that names its own query replaces ours, as a browser would do.
-        params = dict(parse_qsl(query, keep_blank_values=True)) if query else dict(self.request.params)
-        self.request = HttpRequest(url=url, params=params, headers=self.request.headers)
-        return FollowRedirect(self.request)
-
-
-class FileCall:
-    """
-    The opening of a file download (up to its first byte), across retries and redirects.
-
-    :param file_url: the file URL the API returned.
-    :param policy: the retry policy.
-    :param deadline: the download's total time limit (shared with the reading of the body).
-    """
-
-    def __init__(self, file_url: str, *, policy: RetryPolicy, deadline: Deadline | None = None) -> None:
-        try:
-            self.request = build_file_request(file_url)
-        except UrlError as error:
-            raise WavyResponseError(f"{error} Ask the API for a new file URL.") from None
-        self.shown_url = describe_url(self.request.url)
-        self.carries_token = False
-        self.policy = policy
-        self.deadline = deadline or Deadline(
-            None,
-            what=f"The download of {self.shown_url}",
-            setting="download_timeout",
-            error=WavyDownloadError,
-        )
-        self._attempts = _Attempts(policy, f"Downloading {self.shown_url}", deadline)
-        self._redirects = 0
-
-    def on_transport_error(self, description: str) -> Retry:
-        """
-        Account for a connection error or timeout before the first byte; retry or raise.
-
-        :param description: what went wrong, already free of secrets.
-        """
-        return self._attempts.retry_or_raise(description)
-
-    @staticmethod
-    def body_limit(status: int) -> int | None:
-        """Return how much of an answer with ``status`` to read (None for a 2xx: it is the file)."""
-        return None if 200 <= status <= 299 else MAX_ERROR_BODY
-
-    @property
-    def where(self) -> str:
-        """Return what is being reached, for messages: the file URL's origin and path."""
-        return self.shown_url
-
-    def on_response(
-        self, status: int, headers: Mapping[str, str], body: bytes = b""
-    ) -> ReadBody | Retry | FollowRedirect:
-        """
-        Interpret the status line of a file download.
-
-        :param status: the HTTP status.
-        :param headers: the answer's headers.
-        :param body: the start of an error answer's body, for the message.
-        """
-        if 200 <= status <= 299:
-            return ReadBody(self.request.url)
-        if 300 <= status <= 399 and headers.get("location"):
-            return self._redirect(headers["location"])
-        if is_transient_status(status):
-            return self._attempts.retry_or_raise(
-                f"HTTP {status}", parse_retry_after(headers.get("retry-after"))
-            )
-        hint = (
-            "The link may have expired or not be published yet: let WavyOpenSessionsSensor (or "
-            "WavyListSensor) wait for it, or ask the API for a new file URL."
-            if status in (403, 404, 410)
-            else "Check the file URL."
-        )
-        raise WavyDownloadError(
-            f"The file host answered HTTP {status} for {self.shown_url} ({error_text(body)}). {hint}"
-        )
-
-    def _redirect(self, location: str) -> FollowRedirect:
-        # Any origin may serve the file (no credential goes there), but only over http(s), strictly parsed.
-        target = resolve_location(self.request.url, location)
-        self._redirects += 1
-        if self._redirects > MAX_FILE_REDIRECTS:
-            raise WavyRedirectError(
-                f"The file host redirected {self.shown_url} more than {MAX_FILE_REDIRECTS} times; ask the "
-                "API for a new file URL."
-            )
-        self.request = HttpRequest(url=target, headers=FILE_HEADERS)
-        self.shown_url = describe_url(target)
-        return FollowRedirect(self.request)
-
-
-def _limit(configured: float, given: float | None) -> float:
-    """Return the shorter of a configured time limit and a caller's (None: the configured one)."""
-    return configured if given is None else min(configured, max(given, 0.0))
-
-
-def new_export_call(
-    settings: WavySettings,
-    export: Export,
-    customer_id: str | None = None,
-    sub_account_id: str | None = None,
-    *,
-    timeout: float | None = None,
-    backoff_base: float = BACKOFF_BASE,
-    policy: RetryPolicy | None = None,
-) -> ExportCall:
-    """
-    Build an API call with its deadline started now: the connection's ``call_timeout``, or ``timeout``.
-
-    :param settings: the connection's settings.
-    :param export: what to ask for.
-    :param customer_id: the customer id; defaults to the connection's extra.
-    :param sub_account_id: the sub-account id; defaults to the connection's extra.
-    :param timeout: the call's total time limit, if shorter than the connection's.
-    :param backoff_base: the first pause between retries.
-    :param policy: the retry policy; the connection's by default.
-    """
-    deadline = Deadline(
-        _limit(settings.call_timeout, timeout),
-        what=f"The Wavy API call to {settings.base_url}",
-        setting="the connection's 'call_timeout' extra (or the sensor's timeout)",
-    )
-    policy = policy or settings.retry_policy(backoff_base=backoff_base)
-    return ExportCall(settings, customer_id, sub_account_id, policy=policy, deadline=deadline, export=export)
-
-
-def new_file_call(
-    settings: WavySettings,
-    file_url: str,
-    *,
-    timeout: float | None = None,
-    backoff_base: float = BACKOFF_BASE,
-) -> FileCall:
-    """
-    Build a file call with its deadline started now: the connection's ``download_timeout``, or ``timeout``.
-
-    :param settings: the connection's settings.
-    :param file_url: the URL the API returned.
-    :param timeout: the download's total time limit, if shorter than the connection's.
-    :param backoff_base: the first pause between retries.
-    """
-    deadline = Deadline(
-        _limit(settings.download_timeout, timeout),
-        what=f"The download of {describe_url(file_url)}",
-        setting="the wavy connection's 'download_timeout' extra (or the operator's download_timeout)",
-        error=WavyDownloadError,
-    )
-    return FileCall(file_url, policy=settings.retry_policy(backoff_base=backoff_base), deadline=deadline)
-
-
-#: The call for the open sessions, by its first name.
-SessionCall = ExportCall
-Call = ExportCall | FileCall
 
 __all__ = [
     "BACKOFF_BASE",
@@ -500,6 +94,10 @@ __all__ = [
     "FILE_HEADERS",
     "MAX_API_BODY",
     "MAX_ERROR_BODY",
+    "MAX_FILE_REDIRECTS",
+    "MAX_REDIRECTS",
+    "SESSION_PATH",
+    "USER_AGENT",
     "Call",
     "Deadline",
     "Done",
@@ -513,6 +111,7 @@ __all__ = [
     "Retry",
     "RetryPolicy",
     "SessionCall",
+    "UrlError",
     "WavyError",
     "WavySettings",
     "body_limit",
@@ -535,7 +134,10 @@ __all__ = [
     "parse_export_body",
     "parse_retry_after",
     "parse_session_body",
+    "redact",
+    "resolve_location",
     "tls_error",
     "tls_failure_reason",
     "too_large_error",
+    "transient_advice",
 ]
