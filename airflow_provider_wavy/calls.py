@@ -51,7 +51,7 @@ MAX_FILE_REDIRECTS = 5
 class _Attempts:
     """Count failures against a retry policy and turn the last one into a :class:`WavyTransientError`."""
 
-    def __init__(self, policy: RetryPolicy, what: str, deadline: Deadline | None = None) -> None:
+    def __init__(self, policy: RetryPolicy, what: str, deadline: Deadline) -> None:
         self.policy = policy
         self.what = what
         self.retries = 0
@@ -65,7 +65,7 @@ class _Attempts:
                 f"{transient_advice(reason)}"
             )
         delay = self.policy.delay(self.retries + 1, retry_after)
-        if self.deadline is not None and delay >= self.deadline.remaining():
+        if delay >= self.deadline.remaining():
             # Sleeping past the limit helps nobody: fail now, with what went wrong.
             raise self.deadline.exceeded(reason)
         self.retries += 1
@@ -227,7 +227,7 @@ class FileCall:
             setting="download_timeout",
             error=WavyDownloadError,
         )
-        self._attempts = _Attempts(policy, f"Downloading {self.shown_url}", deadline)
+        self._attempts = _Attempts(policy, f"Downloading {self.shown_url}", self.deadline)
         self._redirects = 0
 
     def on_transport_error(self, description: str) -> Retry:

@@ -86,8 +86,8 @@ def exchange(call: Call, timeout: float, logger: Any = None) -> Generator[Step, 
     logger = logger or log
     request = call.request
     while True:
-        wait = call.deadline.bound(timeout) if call.deadline is not None else timeout
-        if wait <= 0 and call.deadline is not None:
+        wait = call.deadline.bound(timeout)
+        if wait <= 0:
             raise call.deadline.exceeded()
         reply = yield Send(request, wait, call.carries_token)
         if isinstance(reply, Failure):
