@@ -85,6 +85,8 @@ class WavyOpenSessionsTrigger(BaseTrigger):
         self.max_wait = None if max_wait is None else float(max_wait)
         self.deadline = None if deadline is None else float(deadline)
         self.backoff_base = float(backoff_base)
+        #: The token to mask in error events, once the connection has been read.
+        self._token: str | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Return the class path and JSON-safe kwargs: ids and timings, never the token (read at run time)."""
@@ -127,8 +129,7 @@ class WavyOpenSessionsTrigger(BaseTrigger):
 
     def _error_event(self, error_class: str, message: str) -> dict[str, Any]:
         # Messages are masked where they are made; this is the last guard before the event is stored.
-        token = self.hook._settings.token if self.hook._settings is not None else None
-        return {"status": "error", "error_class": error_class, "message": redact(message, token)}
+        return {"status": "error", "error_class": error_class, "message": redact(message, self._token)}
 
     def _timeout_event(self) -> dict[str, Any]:
         what = "with data rows " if self.require_rows else ""
@@ -159,6 +160,7 @@ class WavyOpenSessionsTrigger(BaseTrigger):
         # these at once, the gate lets a few through at a time instead of freezing the loop for seconds.
         async with start_gate():
             settings = await hook.get_settings()
+            self._token = settings.token
             # Fail at once on a missing customer id, before any request.
             settings.resolve_ids(self.customer_id, self.sub_account_id)
         async with hook.keep_client():
