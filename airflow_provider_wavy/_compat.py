@@ -15,4 +15,20 @@ from airflow.providers.common.compat.connection import (
     get_async_extra_dejson,
 )
 
-__all__ = ["get_async_connection", "get_async_extra_dejson"]
+
+def airflow_has_fs(scheme: str) -> bool:
+    """
+    Tell whether Airflow has a file system registered for ``scheme`` (the installed providers' schemes).
+
+    common-compat has no such helper; Airflow's own public ``has_fs`` moved with the Task SDK.
+
+    :param scheme: a URL scheme, lower case.
+    """
+    try:
+        from airflow.sdk.io.fs import has_fs
+    except ImportError:  # Airflow 2.11
+        from airflow.io import has_fs  # type: ignore[no-redef,attr-defined,unused-ignore]
+    return bool(has_fs(scheme))
+
+
+__all__ = ["airflow_has_fs", "get_async_connection", "get_async_extra_dejson"]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import urlsplit
 
+from airflow_provider_wavy._compat import airflow_has_fs
 from airflow_provider_wavy._sweep import (
     DEFAULT_LOCAL_MIN_AGE,
     DEFAULT_STALE_AFTER,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
     from airflow.providers.common.compat.sdk import Context
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
     from fsspec import AbstractFileSystem
 
 _LOCAL_SCHEMES = frozenset({"", "file", "local"})
@@ -112,27 +114,34 @@ def resolve_target(destination: Any, conn_id: str | None, file_name: str) -> Tar
     if isinstance(destination, os.PathLike) and not isinstance(destination, ObjectStoragePath):
         destination = os.fspath(destination)
     if isinstance(destination, ObjectStoragePath):
-        if conn_id:
-            # Ignoring either connection silently would write with credentials the user did not mean.
-            raise ValueError(
-                f"destination_conn_id={conn_id!r} was given with an ObjectStoragePath destination, which "
-                f"carries its own connection: give conn_id={conn_id!r} to the ObjectStoragePath and leave "
-                "destination_conn_id out, or pass the destination as a URL string."
-            )
-        scheme = (destination.protocol or "").lower()
-        is_folder = str(destination).endswith("/")
-        if scheme in _LOCAL_SCHEMES:
-            return _local_target(str(destination.path), is_folder, file_name)
-        fs = destination.fs
-        fs_path = str(destination.path)
-        is_folder = is_folder or bool(fs.isdir(fs_path))
-        return _remote_target(fs, scheme, fs_path, is_folder, file_name)
+        return _storage_path_target(destination, conn_id, file_name)
     if not isinstance(destination, str) or not destination.strip():
         raise ValueError(
             "destination must be a local path, a URL such as 's3://bucket/key.csv', or an "
             f"ObjectStoragePath; got {destination!r}."
         )
-    text = destination.strip()
+    return _url_target(destination.strip(), conn_id, file_name)
+
+
+def _storage_path_target(destination: ObjectStoragePath, conn_id: str | None, file_name: str) -> Target:
+    if conn_id:
+        # Ignoring either connection silently would write with credentials the user did not mean.
+        raise ValueError(
+            f"destination_conn_id={conn_id!r} was given with an ObjectStoragePath destination, which "
+            f"carries its own connection: give conn_id={conn_id!r} to the ObjectStoragePath and leave "
+            "destination_conn_id out, or pass the destination as a URL string."
+        )
+    scheme = (destination.protocol or "").lower()
+    is_folder = str(destination).endswith("/")
+    if scheme in _LOCAL_SCHEMES:
+        return _local_target(str(destination.path), is_folder, file_name)
+    fs = destination.fs
+    fs_path = str(destination.path)
+    is_folder = is_folder or bool(fs.isdir(fs_path))
+    return _remote_target(fs, scheme, fs_path, is_folder, file_name)
+
+
+def _url_target(text: str, conn_id: str | None, file_name: str) -> Target:
     is_folder = text.endswith(("/", os.sep))
     scheme = urlsplit(text).scheme.lower() if "://" in text else ""
     if scheme in _LOCAL_SCHEMES:
@@ -142,15 +151,12 @@ def resolve_target(destination: Any, conn_id: str | None, file_name: str) -> Tar
                 "leave it out for local paths."
             )
         return _local_target(text.partition("://")[2] if scheme else text, is_folder, file_name)
-    from airflow.providers.common.compat.sdk import ObjectStoragePath as _Path
+    if airflow_has_fs(scheme):
+        from airflow.providers.common.compat.sdk import ObjectStoragePath
 
-    try:
-        path = _Path(text, conn_id=conn_id)
-        fs = path.fs
-        fs_path = str(path.path)
-    except ValueError as error:
-        if not any(sign in str(error) for sign in ("No filesystem registered", "Unsupported filesystem")):
-            raise
+        path = ObjectStoragePath(text, conn_id=conn_id)
+        fs, fs_path = path.fs, str(path.path)
+    else:
         # Airflow registers only the schemes of installed providers; fsspec knows more (memory://, ...).
         fs, fs_path = _fsspec_fallback(text, scheme, conn_id)
     return _remote_target(fs, scheme, fs_path.rstrip("/") if is_folder else fs_path, is_folder, file_name)
@@ -158,6 +164,7 @@ def resolve_target(destination: Any, conn_id: str | None, file_name: str) -> Tar
 
 def _fsspec_fallback(url: str, scheme: str, conn_id: str | None) -> tuple[AbstractFileSystem, str]:
     import fsspec
+    from fsspec.core import url_to_fs
 
     missing = ValueError(
         f"No Airflow file system is registered for {scheme}:// (destination {url!r}). Install the "
@@ -167,11 +174,11 @@ def _fsspec_fallback(url: str, scheme: str, conn_id: str | None) -> tuple[Abstra
     if conn_id or scheme not in fsspec.available_protocols():
         raise missing from None
     try:
-        fs = fsspec.filesystem(scheme)
+        fs, path = url_to_fs(url)
     except ImportError:
         # fsspec names every scheme's implementation (gs -> gcsfs, ...), installed or not.
         raise missing from None
-    return fs, str(fs._strip_protocol(url))
+    return fs, str(path)
 
 
 _WRITER_ID = re.compile("[0-9a-f]{32}")
@@ -368,7 +375,9 @@ class AtomicWriter:
 
         if isinstance(file, AbstractBufferedFile) and file.mode != "rb":
             # Closing a buffered object-store file uploads it (s3fs completes its multipart upload), and so
-            # would garbage collection: abort it instead and mark it closed.
+            # would garbage collection: abort it instead and mark it closed. fsspec offers no public "abort"
+            # that also stops close(); `closed` is its public, settable property (its own close() sets it),
+            # and setting it is what keeps close() and __del__ from publishing the unfinished file.
             with contextlib.suppress(Exception):
                 file.discard()
             file.closed = True
