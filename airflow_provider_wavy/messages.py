@@ -4,6 +4,7 @@ The wording of failures, written once for both transports: what went wrong, and 
 
 from __future__ import annotations
 
+import os
 import re
 
 from airflow_provider_wavy.exceptions import WavyConfigurationError, WavyDownloadError
@@ -28,12 +29,32 @@ def describe_network_error(error: BaseException, url: str, timeout: float, *, ti
     if timed_out:
         return f"no answer from {url} within {timeout:g}s"
     text = str(error)
-    match = _ERRNO_REASON.search(text)
-    if match:
-        return f"cannot connect to {url}: {match.group(1).strip()}"
+    reason = _os_reason(error)
+    if reason:
+        return f"cannot connect to {url}: {reason}"
     if "NameResolutionError" in text or "Name or service not known" in text:
         return f"cannot resolve the host of {url}"
     return f"cannot reach {url}: {type(error).__name__}"
+
+
+def _os_reason(error: BaseException) -> str | None:
+    """
+    Return the operating system's reason ("Connection refused") from an error or what it was raised from.
+
+    urllib3 writes it into its own message; httpx (through anyio) raises "All connection attempts failed"
+    from the socket's own error, so the chain is searched too, a few links deep.
+    """
+    current: BaseException | None = error
+    for _ in range(8):
+        if current is None:
+            return None
+        if isinstance(current, OSError) and current.errno is not None and current.strerror:
+            return os.strerror(current.errno)
+        match = _ERRNO_REASON.search(str(current))
+        if match:
+            return match.group(1).strip()
+        current = current.__cause__ or current.__context__
+    return None
 
 
 _TLS_REASON = re.compile(r"\[SSL: ([A-Z0-9_]+)\] ([^(')\"]+)")
