@@ -68,18 +68,12 @@ def parse_rows(
     import csv
     from itertools import chain, islice, repeat
 
-    keys = tuple(columns)
-    repeated = duplicate_column(keys)
-    if repeated is not None:
-        name, first, second = repeated
-        raise ValueError(f"the header repeats the column {name!r} (columns {first} and {second})")
+    keys = _unique_keys(columns)
     width = len(keys)
     records = _records(data, delimiter, bom)
     # The extra key catches rows longer than the header (a dict of width + 1 items), short rows have fewer.
     probe = (*keys, "\0extra")
-    # '{"key": "value", ...}' plus ', ' before the next row (or the list's brackets after the last one):
-    # the value-free part of a full row, and the 2 more bytes of each 'null' that pads a short row.
-    row_cost = 2 + sum(len(key) + 6 for key in keys) + 2 * (width - 1) + 2
+    row_cost = _row_cost(keys)
     batch_rows = max(1, _BATCH_FIELDS // max(width, 1))
     rows: list[dict[str, str]] = []
     size = 0
@@ -100,6 +94,23 @@ def parse_rows(
             f"a data row has a field longer than {csv.field_size_limit():,} characters"
         ) from None
     return _pad_short_rows(rows, keys)
+
+
+def _unique_keys(columns: Sequence[str]) -> tuple[str, ...]:
+    """Return the header's names as row keys; a repeated name is refused (a dict would keep one value)."""
+    keys = tuple(columns)
+    repeated = duplicate_column(keys)
+    if repeated is not None:
+        name, first, second = repeated
+        raise ValueError(f"the header repeats the column {name!r} (columns {first} and {second})")
+    return keys
+
+
+def _row_cost(keys: Sequence[str]) -> int:
+    """Return the JSON bytes of a full row apart from its values, with the separator to the next row."""
+    # '{"key": "value", ...}' plus ', ' before the next row (or the list's brackets after the last one);
+    # each 'null' that pads a short row costs 2 more bytes than an empty value, counted by the caller.
+    return 2 + sum(len(key) + 6 for key in keys) + 2 * (len(keys) - 1) + 2
 
 
 def _records(data: bytes, delimiter: str, bom: bool) -> Iterator[list[str]]:
