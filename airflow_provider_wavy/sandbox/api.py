@@ -17,27 +17,18 @@ from airflow_provider_wavy.sandbox.endpoints import (
     route,
 )
 from airflow_provider_wavy.sandbox.lists import LIST_TYPES
+from airflow_provider_wavy.sandbox.state import SandboxOrigin
 
 if TYPE_CHECKING:
     from airflow_provider_wavy.sandbox.http import SandboxHandler
     from airflow_provider_wavy.sandbox.scenario import Scenario
-    from airflow_provider_wavy.sandbox.state import RecordedRequest, SandboxSite, SandboxState
+    from airflow_provider_wavy.sandbox.state import RecordedRequest
 
 
-class ApiOrigin:
+class ApiOrigin(SandboxOrigin):
     """Answers the API origin's requests."""
 
     name = "api"
-
-    def __init__(self, state: SandboxState, site: SandboxSite) -> None:
-        """
-        Serve from a sandbox's state.
-
-        :param state: Counters, records and issued files.
-        :param site: Credentials and URLs of the running sandbox.
-        """
-        self.state = state
-        self.site = site
 
     def handle(self, handler: SandboxHandler, request: RecordedRequest, raw_query: str) -> None:
         """

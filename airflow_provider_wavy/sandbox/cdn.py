@@ -17,14 +17,14 @@ from airflow_provider_wavy.sandbox.data import (
 from airflow_provider_wavy.sandbox.endpoints import UNKNOWN_LIST, ready_answer, route
 from airflow_provider_wavy.sandbox.http import phrase
 from airflow_provider_wavy.sandbox.lists import iter_list_chunks, list_size
-from airflow_provider_wavy.sandbox.state import SESSIONS
+from airflow_provider_wavy.sandbox.state import SESSIONS, SandboxOrigin
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from airflow_provider_wavy.sandbox.http import SandboxHandler
     from airflow_provider_wavy.sandbox.scenario import Scenario
-    from airflow_provider_wavy.sandbox.state import IssuedFile, RecordedRequest, SandboxSite, SandboxState
+    from airflow_provider_wavy.sandbox.state import IssuedFile, RecordedRequest
 
 _CDN_ERRORS = {
     403: ("AccessDenied", "Access Denied"),
@@ -57,20 +57,10 @@ def _measure_gzip(entry: IssuedFile) -> int:
     return sum(len(piece) for piece in iter_gzip_chunks(file_chunks(entry)))
 
 
-class CdnOrigin:
+class CdnOrigin(SandboxOrigin):
     """Answers the CDN origin's requests."""
 
     name = "cdn"
-
-    def __init__(self, state: SandboxState, site: SandboxSite) -> None:
-        """
-        Serve from a sandbox's state.
-
-        :param state: Counters, records and issued files.
-        :param site: Credentials and URLs of the running sandbox.
-        """
-        self.state = state
-        self.site = site
 
     def handle(self, handler: SandboxHandler, request: RecordedRequest, raw_query: str) -> None:
         """

@@ -136,13 +136,10 @@ def iter_csv_chunks(
     :param scenario: Scenario the file was issued under (default: ``Scenario()``).
     :param chunk_size: Largest chunk to yield.
     """
-    if chunk_size <= 0:
-        raise ValueError(f"chunk_size must be > 0, got {chunk_size}")
     scenario = scenario or Scenario()
-    fixed = fixed_body(scenario)
+    fixed = fixed_chunks(scenario, chunk_size)
     if fixed is not None:
-        for start in range(0, len(fixed), chunk_size):
-            yield fixed[start : start + chunk_size]
+        yield from fixed
         return
     header = header_line(scenario)
     if scenario.rows == 0 and not scenario.final_newline:
@@ -179,6 +176,21 @@ def gzip_size(customer_id: str, sub_account_id: str | None, scenario: Scenario |
     """
     chunks = iter_csv_chunks(customer_id, sub_account_id, scenario, chunk_size=1024 * 1024)
     return sum(len(piece) for piece in iter_gzip_chunks(chunks))
+
+
+def fixed_chunks(scenario: Scenario, chunk_size: int) -> list[bytes] | None:
+    """
+    Return the non-CSV file body cut into chunks, or None for generated CSV ones.
+
+    :param scenario: the behaviour to serve.
+    :param chunk_size: bytes per chunk; checked here for every generator.
+    """
+    if chunk_size <= 0:
+        raise ValueError(f"chunk_size must be > 0, got {chunk_size}")
+    fixed = fixed_body(scenario)
+    if fixed is None:
+        return None
+    return [fixed[start : start + chunk_size] for start in range(0, len(fixed), chunk_size)]
 
 
 def fixed_body(scenario: Scenario) -> bytes | None:

@@ -29,6 +29,7 @@ from airflow_provider_wavy.sandbox.data import (
     CHUNK_SIZE,
     Seeds,
     fixed_body,
+    fixed_chunks,
     header_line,
     phone_at,
     seeds_for,
@@ -183,14 +184,11 @@ def iter_list_chunks(
     :param scenario: Scenario the list was issued under (default: ``Scenario()``).
     :param chunk_size: Largest chunk to yield.
     """
-    if chunk_size <= 0:
-        raise ValueError(f"chunk_size must be > 0, got {chunk_size}")
-    type_index = _list_index(list_type)
     scenario = scenario or Scenario()
-    fixed = fixed_body(scenario)
+    fixed = fixed_chunks(scenario, chunk_size)
+    type_index = _list_index(list_type)
     if fixed is not None:
-        for start in range(0, len(fixed), chunk_size):
-            yield fixed[start : start + chunk_size]
+        yield from fixed
         return
     body = _iter_list_text(customer_id, sub_account_id, list_type, type_index, scenario)
     pending = bytearray()
