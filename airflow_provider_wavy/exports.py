@@ -108,4 +108,15 @@ def list_export(list_type: str | WavyListType) -> Export:
         raise ValueError(f"list_type must be one of {allowed} (any case); got {list_type!r}.") from None
 
 
-__all__ = ["LISTS", "OPEN_SESSIONS", "CsvColumns", "Export", "WavyListType", "list_export"]
+def check_list_type(list_type: str | WavyListType) -> None:
+    """
+    Refuse a wrong list type when the DAG is parsed, not when it runs; a Jinja template is left for later.
+
+    :param list_type: the ``list_type`` argument of ``WavyListSensor`` or ``WavyListOperator``.
+    :raises ValueError: another value than the four; the message names them.
+    """
+    if "{{" not in str(list_type):
+        list_export(list_type)
+
+
+__all__ = ["LISTS", "OPEN_SESSIONS", "CsvColumns", "Export", "WavyListType", "check_list_type", "list_export"]

@@ -208,10 +208,11 @@ class WavyListSensor(WavyOpenSessionsSensor):
     template_fields: Sequence[str] = ("list_type", *WavyOpenSessionsSensor.template_fields)
 
     def __init__(self, *, list_type: str, **kwargs: Any) -> None:
+        from airflow_provider_wavy.exports import check_list_type
+
         super().__init__(**kwargs)
+        check_list_type(list_type)
         self.list_type = list_type
-        if "{{" not in str(list_type):
-            self._export()  # a wrong value fails when the DAG is parsed, not when it runs
 
     def _export(self) -> Export:
         from airflow_provider_wavy.exports import list_export
