@@ -10,14 +10,13 @@ from typing import TYPE_CHECKING
 
 from airflow_provider_wavy.sandbox.endpoints import (
     UNKNOWN_LIST,
+    SandboxOrigin,
     endpoint_path,
     failed_body,
     pending_body,
-    ready_answer,
     route,
 )
 from airflow_provider_wavy.sandbox.lists import LIST_TYPES
-from airflow_provider_wavy.sandbox.state import SandboxOrigin
 
 if TYPE_CHECKING:
     from airflow_provider_wavy.sandbox.http import SandboxHandler
@@ -128,12 +127,6 @@ class ApiOrigin(SandboxOrigin):
         elif phase == "pending":
             handler.send_json(200, pending_body(endpoint, scenario))
         else:
-            body = ready_answer(
-                self.state,
-                self.site.cdn_url,
-                endpoint,
-                scenario,
-                customer_id=customer_id,
-                sub_account_id=sub_account_id,
+            self.send_ready(
+                handler, endpoint, scenario, customer_id=customer_id, sub_account_id=sub_account_id
             )
-            handler.send_json(200, body)

@@ -14,10 +14,10 @@ from airflow_provider_wavy.sandbox.data import (
     iter_csv_chunks,
     iter_gzip_chunks,
 )
-from airflow_provider_wavy.sandbox.endpoints import UNKNOWN_LIST, ready_answer, route
+from airflow_provider_wavy.sandbox.endpoints import UNKNOWN_LIST, SandboxOrigin, route
 from airflow_provider_wavy.sandbox.http import phrase
 from airflow_provider_wavy.sandbox.lists import iter_list_chunks, list_size
-from airflow_provider_wavy.sandbox.state import SESSIONS, SandboxOrigin
+from airflow_provider_wavy.sandbox.state import SESSIONS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -106,15 +106,7 @@ class CdnOrigin(SandboxOrigin):
         customer_id = request.query.get("customerId", "").strip() or self.site.customer_id
         sub_account_id = request.query.get("subAccountId", "").strip() or None
         scenario = self.state.scenario_for(endpoint)
-        body = ready_answer(
-            self.state,
-            self.site.cdn_url,
-            endpoint,
-            scenario,
-            customer_id=customer_id,
-            sub_account_id=sub_account_id,
-        )
-        handler.send_json(200, body)
+        self.send_ready(handler, endpoint, scenario, customer_id=customer_id, sub_account_id=sub_account_id)
 
     def _serve(self, handler: SandboxHandler, entry: IssuedFile, scenario: Scenario) -> None:
         """Send the file: content from the scenario it was issued under, transport from the current one."""

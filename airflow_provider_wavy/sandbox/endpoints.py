@@ -11,8 +11,9 @@ from airflow_provider_wavy.sandbox.lists import LIST_TYPES
 from airflow_provider_wavy.sandbox.state import SESSIONS
 
 if TYPE_CHECKING:
+    from airflow_provider_wavy.sandbox.http import SandboxHandler
     from airflow_provider_wavy.sandbox.scenario import Scenario
-    from airflow_provider_wavy.sandbox.state import SandboxState
+    from airflow_provider_wavy.sandbox.state import SandboxSite, SandboxState
 
 _LIST_PREFIX = "/list/"
 UNKNOWN_LIST = "unknown list"
@@ -126,3 +127,39 @@ def ready_answer(
         return ready_body(endpoint, scenario, None)
     entry = state.issue(endpoint, customer_id, sub_account_id, scenario)
     return ready_body(endpoint, scenario, entry.url(cdn_url))
+
+
+class SandboxOrigin:
+    """One origin of the sandbox (the API or the CDN), answering from the sandbox's state."""
+
+    name = ""
+
+    def __init__(self, state: SandboxState, site: SandboxSite) -> None:
+        """
+        Serve from a sandbox's state.
+
+        :param state: Counters, records and issued files.
+        :param site: Credentials and URLs of the running sandbox.
+        """
+        self.state = state
+        self.site = site
+
+    def send_ready(
+        self,
+        handler: SandboxHandler,
+        endpoint: str,
+        scenario: Scenario,
+        *,
+        customer_id: str,
+        sub_account_id: str | None,
+    ) -> None:
+        """Issue the file (unless a list has ``no_data``) and send the answer that carries its URL."""
+        body = ready_answer(
+            self.state,
+            self.site.cdn_url,
+            endpoint,
+            scenario,
+            customer_id=customer_id,
+            sub_account_id=sub_account_id,
+        )
+        handler.send_json(200, body)

@@ -341,19 +341,3 @@ def _new_path(endpoint: str, customer_id: str, sub_account_id: str | None, file_
     folder = uuid.uuid5(uuid.NAMESPACE_URL, f"wavy-sandbox:{customer_id}:{sub_account_id or ''}:{endpoint}")
     number = uuid.UUID(file_id).int >> 65  # 63 bits, like the number in Wavy's example
     return f"/{day}/{folder}/list-{quote(customer_id, safe='')}-{number}.csv"
-
-
-class SandboxOrigin:
-    """One origin of the sandbox (the API or the CDN), answering from the sandbox's state."""
-
-    name = ""
-
-    def __init__(self, state: SandboxState, site: SandboxSite) -> None:
-        """
-        Serve from a sandbox's state.
-
-        :param state: Counters, records and issued files.
-        :param site: Credentials and URLs of the running sandbox.
-        """
-        self.state = state
-        self.site = site
