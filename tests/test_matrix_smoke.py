@@ -26,7 +26,8 @@ from airflow_provider_wavy import CONN_FIELDS, CONN_TYPE, HOOK_NAME, UI_FIELD_BE
 from airflow_provider_wavy.sandbox import Scenario, WavySandbox
 from tests.triggers.test_wavy import first_event
 
-pytestmark = pytest.mark.smoke
+# Real Airflow processes: the version matrix and the full run, not the fast tier.
+pytestmark = [pytest.mark.smoke, pytest.mark.slow]
 
 AIRFLOW_VERSION = tuple(int(part) for part in version("apache-airflow").split(".")[:2])
 #: From 3.2 on, Airflow builds the form from the provider info's conn-fields; before, from the hook's

@@ -125,11 +125,13 @@ def _tree_files(directory: str) -> set[str]:
     }
 
 
+@pytest.mark.slow
 def test_twine_check_strict_passes_both_files(dists: Dists) -> None:
     output = _run([sys.executable, "-m", "twine", "check", "--strict", dists.wheel, dists.sdist], timeout=120)
     assert output.count("PASSED") == 2, output
 
 
+@pytest.mark.slow
 def test_wheel_holds_the_typed_package_and_the_license_files(dists: Dists) -> None:
     dist_info = f"{PACKAGE}-{airflow_provider_wavy.__version__}.dist-info"
     package_files = {name for name in dists.wheel_names if name.startswith(f"{PACKAGE}/")}
@@ -147,6 +149,7 @@ def test_wheel_holds_the_typed_package_and_the_license_files(dists: Dists) -> No
     assert f"[apache_airflow_provider]\nprovider_info = {PACKAGE}:get_provider_info" in entry_points
 
 
+@pytest.mark.slow
 def test_sdist_holds_the_sources_docs_examples_and_tests_and_nothing_stray(dists: Dists) -> None:
     top_level = {PurePosixPath(name).parts[0] for name in dists.sdist_names}
     assert top_level == SDIST_TOP_LEVEL
@@ -159,6 +162,7 @@ def test_sdist_holds_the_sources_docs_examples_and_tests_and_nothing_stray(dists
         assert dists.sdist_read(name) == (REPO_ROOT / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_metadata_licence_urls_classifiers_and_extras(dists: Dists) -> None:
     meta = dists.wheel_metadata()
     # 2.4 carries the licence fields (PEP 639); twine 6.x and older upload tools refuse 2.5.

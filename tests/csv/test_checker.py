@@ -579,6 +579,7 @@ def draw_chunks(data: st.DataObject, file: bytes) -> list[bytes]:
     return split_at(file, cuts)
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(csv_files(), st.data())
 def test_property_valid_tables_count_like_csv_reader(
@@ -597,6 +598,7 @@ def test_property_valid_tables_count_like_csv_reader(
 TOKENS = st.sampled_from(["a", "5", " ", ";", ",", '"', '""', "\n", "\r\n", "\r", "é"])
 
 
+@pytest.mark.slow
 @settings(max_examples=600, deadline=None)
 @given(
     st.sampled_from(DELIMITERS),

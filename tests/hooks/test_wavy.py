@@ -80,6 +80,7 @@ CONNECTION_FORMS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form", CONNECTION_FORMS)
 def test_connection_forms_in_a_fresh_interpreter(form: str, sandbox: WavySandbox, tmp_path: Any) -> None:
     """Each way users write connections works, in a process that never saw the test's monkeypatching."""

@@ -468,6 +468,7 @@ def test_openlineage_input_and_output(sandbox: WavySandbox, s3: tuple[AbstractFi
     assert (target.namespace, target.name) == (f"s3://{bucket}", f"exports/{DEFAULT_NAME}")
 
 
+@pytest.mark.slow
 def test_module_imports_cheaply() -> None:
     # What Airflow itself loads (it may pull requests or fsspec) is not the operator's cost: diff against it.
     code = (

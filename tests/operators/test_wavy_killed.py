@@ -9,14 +9,14 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+import pytest
+
 from airflow_provider_wavy.sandbox import Scenario, WavySandbox
 from tests.conftest import REPO_ROOT, set_conn
 from tests.operators.test_wavy import DEFAULT_NAME, LOGICAL_DS, run
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    import pytest
 
 #: The task process: the operator as a worker runs it, with the least of a context it reads before writing.
 TASK = f"""
@@ -30,6 +30,7 @@ ROWS = 200_000
 SENT_BEFORE_STALL = 5_000_000
 
 
+@pytest.mark.slow
 def test_killed_task_leaves_no_debris_for_its_next_try(
     sandbox: WavySandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -73,6 +73,7 @@ def test_constructor_and_templates() -> None:
         WavyOpenSessionsSensor("task", "1001")  # type: ignore[misc]
 
 
+@pytest.mark.slow
 def test_default_deferrable_follows_config() -> None:
     code = (
         "from airflow_provider_wavy.sensors.wavy import WavyOpenSessionsSensor as S;"
@@ -90,6 +91,7 @@ def test_default_deferrable_follows_config() -> None:
     assert result.stdout.strip().splitlines()[-1] == "True"
 
 
+@pytest.mark.slow
 def test_module_imports_cheaply() -> None:
     """DAG parsing imports the sensor module all day: no hook, trigger, requests or httpx at import."""
     code = (
