@@ -519,6 +519,7 @@ def test_every_split_gives_the_same_summary() -> None:
             assert verify(split_at(TRICKY, [i, j])) == whole, f"split at {i}, {j}"
 
 
+@pytest.mark.slow  # hundreds of MiB through every checker
 def test_large_file_in_realistic_chunks() -> None:
     """A few MiB of varied rows through the 1 MiB code paths, against csv.reader."""
     rng = random.Random(20261123)  # noqa: S311  # reproducible test data, not security
@@ -626,6 +627,7 @@ def test_property_messy_bodies_count_like_csv_reader(
 _MIB = 1024 * 1024
 
 
+@pytest.mark.slow  # 100 MiB rows, each through every checker and buffer type
 @pytest.mark.parametrize(
     ("start", "piece", "end", "rows"),
     [
