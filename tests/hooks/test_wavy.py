@@ -25,6 +25,16 @@ from airflow_provider_wavy.sandbox import Scenario, WavySandbox
 from tests.conftest import REPO_ROOT, SANDBOX_TOKEN, set_conn
 
 
+def test_download_reports_sizes(sandbox: WavySandbox) -> None:
+    sandbox.scenario = Scenario(rows=1000)
+    hook = WavyHook()
+    url = hook.get_open_sessions_file_url()
+    assert url is not None
+    with hook.open_file(url) as download:
+        size = len(b"".join(download.iter_chunks(1000)))
+        assert download.content_length == download.expected_size == size == download.wire_bytes
+
+
 def test_token_registered_with_secrets_masker(sandbox: WavySandbox) -> None:
     from airflow.providers.common.compat.sdk import redact
 
