@@ -11,26 +11,21 @@ from typing import TYPE_CHECKING, Any
 import requests
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 from urllib3.exceptions import DecodeError
-from urllib3.util import parse_url
 
-from airflow_provider_wavy import CONN_FIELDS, CONN_TYPE, HOOK_NAME, UI_FIELD_BEHAVIOUR
-from airflow_provider_wavy.exceptions import (
-    WavyDownloadError,
-    WavyError,
-    WavyRedirectError,
-    WavyRequestError,
-    WavyResponseError,
-)
+from airflow_provider_wavy import CONN_TYPE, HOOK_NAME
+from airflow_provider_wavy.exceptions import WavyDownloadError, WavyResponseError
 from airflow_provider_wavy.exchange import Answer, Failure, Reply, Send, Sleep, exchange
 from airflow_provider_wavy.exports import OPEN_SESSIONS, Export, WavyListType, list_export
-from airflow_provider_wavy.hooks._download import (
-    DEFAULT_CHUNK_SIZE,
-    TRANSFER_ERRORS,
-    FileDownload,
-    timed_out,
+from airflow_provider_wavy.hooks._connection_test import test_connection
+from airflow_provider_wavy.hooks._download import DEFAULT_CHUNK_SIZE, TRANSFER_ERRORS, FileDownload
+from airflow_provider_wavy.hooks._form import connection_form_widgets, ui_field_behaviour
+from airflow_provider_wavy.hooks._requests_checks import (
+    check_transport_origin,
+    describe_transport_error,
+    read_capped,
 )
 from airflow_provider_wavy.hooks._watchdog import CallWatch, WatchedAdapter
-from airflow_provider_wavy.messages import describe_network_error, tls_error, tls_failure_reason
+from airflow_provider_wavy.messages import tls_error, tls_failure_reason
 from airflow_provider_wavy.protocol import (
     Call,
     Done,
@@ -42,45 +37,10 @@ from airflow_provider_wavy.protocol import (
 )
 from airflow_provider_wavy.settings import WavySettings
 from airflow_provider_wavy.timing import BACKOFF_BASE, RetryPolicy
-from airflow_provider_wavy.urls import Origin, describe_url, same_origin
 from airflow_provider_wavy.urls import check_file_url as _strict_file_url
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-
-def describe_transport_error(error: BaseException, url: str, timeout: float) -> str:
-    """
-    Say in one line why a ``requests`` call got no answer.
-
-    :param error: the exception ``requests`` or urllib3 raised.
-    :param url: the origin or URL that was being reached (no secret in it).
-    :param timeout: the timeout in force, for the message.
-    """
-    return describe_network_error(error, url, timeout, timed_out=timed_out(error))
-
-
-def check_transport_origin(url: str, origin: Origin) -> None:
-    """
-    Refuse to send the token unless ``requests`` itself would connect to ``origin``.
-
-    The URL is read with urllib3's parser, the one ``requests`` connects with, so no URL that another
-    parser reads differently can carry the token elsewhere.
-
-    :param url: the prepared URL about to be sent.
-    :param origin: the only origin allowed to receive the token.
-    """
-    parsed = parse_url(url)
-    if not same_origin(parsed.scheme or "", parsed.host, parsed.port, origin):
-        raise WavyRedirectError(
-            f"A request to {describe_url(url)} would not go to the connection's origin "
-            f"{origin[0]}://{origin[1]}:{origin[2]}; it was not sent, and the token with it."
-        )
-
-
-def _read_capped(response: requests.Response, limit: int) -> bytes:
-    """Read at most ``limit`` + 1 decoded bytes: enough to use the body, or to tell that it is too big."""
-    return response.raw.read(limit + 1, decode_content=True) or b""
 
 
 class WavyHook(BaseHook):
@@ -114,27 +74,12 @@ class WavyHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Return the connection form's field behaviour (Airflow 2.11 reads it; 3.2+ the provider info)."""
-        return {key.replace("-", "_"): value for key, value in UI_FIELD_BEHAVIOUR.items()}
+        return ui_field_behaviour()
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """Return the connection form's extra fields (Airflow 2.11 reads them; 3.2+ the provider info)."""
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import IntegerField, StringField
-        from wtforms.validators import NumberRange, Optional
-
-        field_classes = {"string": StringField, "integer": IntegerField, "number": StringField}
-        widgets = {}
-        for name, spec in CONN_FIELDS.items():
-            kind = spec["schema"]["type"][0]
-            widgets[name] = field_classes[kind](
-                lazy_gettext(spec["label"]),
-                description=spec["description"],
-                widget=BS3TextFieldWidget(),
-                validators=[Optional(), NumberRange(min=0)] if kind == "integer" else [Optional()],
-            )
-        return widgets
+        return connection_form_widgets()
 
     @cached_property
     def settings(self) -> WavySettings:
@@ -215,7 +160,7 @@ class WavyHook(BaseHook):
             return Answer(status, response.headers, b""), response
         with response:
             try:
-                body = _read_capped(response, limit)
+                body = read_capped(response, limit)
             except DecodeError:
                 if 200 <= status <= 299:
                     raise WavyResponseError(
@@ -417,31 +362,7 @@ class WavyHook(BaseHook):
 
     def test_connection(self) -> tuple[bool, str]:
         """Check host and credentials with a real request (Airflow's Test button)."""
-        try:
-            settings = self.settings
-            # One quick try: the Test button should answer in seconds, not after minutes of backoff.
-            call = self.export_call(
-                OPEN_SESSIONS,
-                settings.customer_id or "0",
-                timeout=settings.timeout,
-                policy=RetryPolicy(max_retries=0),
-            )
-            file_url = self._run_call(call)
-        except WavyRequestError as error:
-            if settings.customer_id:
-                return False, str(error)
-            # Wavy checked the credentials before it looked at the made-up customer id.
-            return True, (
-                f"Connected to {settings.base_url} as {settings.username}: credentials accepted. The probe "
-                f"customerId=0 was refused as expected ({error}); set the customer_id extra."
-            )
-        except (WavyError, ValueError) as error:
-            return False, str(error)
-        except Exception as error:  # noqa: BLE001 - the Test button must answer with a message, whatever happens
-            return False, f"Unexpected {type(error).__name__} while testing the connection: {error}"
-        probe = "" if settings.customer_id else " (no customer_id extra set: checked with customerId=0)"
-        state = "a sessions file is ready" if file_url else "no sessions file yet"
-        return True, f"Connected to {settings.base_url} as {settings.username}: {state}{probe}."
+        return test_connection(self)
 
 
 __all__ = [
