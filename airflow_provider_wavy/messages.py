@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 
 from airflow_provider_wavy.exceptions import WavyConfigurationError, WavyDownloadError
 from airflow_provider_wavy.urls import cut, redact
@@ -13,13 +14,38 @@ from airflow_provider_wavy.urls import cut, redact
 ERROR_TEXT_LIMIT = 300
 
 _ERRNO_REASON = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
+#: How :func:`describe_network_error` starts a reason that points at the host or port, not at a busy service.
+CANNOT_CONNECT = "cannot connect to"
+CANNOT_RESOLVE = "cannot resolve the host of"
+NO_HTTP_ANSWER = "no HTTP answer from"
+_NOT_HTTP = re.compile(
+    r"RemoteDisconnected|BadStatusLine|RemoteProtocolError|closed connection without response|"
+    r"[Ss]erver disconnected without sending|illegal status line|Connection aborted"
+)
+
+
+def _os_error(error: BaseException) -> OSError | None:
+    """Find the socket error under an HTTP library's wrappers (httpx's async stack hides it in the chain)."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [error]
+    while pending and len(seen) < 20:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and (current.errno or isinstance(current, socket.gaierror)):
+            return current
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+        pending += [e for e in getattr(current, "exceptions", ()) if isinstance(e, BaseException)]
+    return None
 
 
 def describe_network_error(error: BaseException, url: str, timeout: float, *, timed_out: bool) -> str:
     """
     Say in one line why a request got no answer, without the HTTP library's internals.
 
-    Both transports use it, so the sync and async paths fail with the same words.
+    Both transports use it, so the sync and async paths fail with the same words, and
+    :func:`transient_advice` can tell a wrong host or port from a busy service by the words alone.
 
     :param error: the exception the HTTP library raised.
     :param url: the origin or URL that was being reached (no secret in it).
@@ -29,32 +55,22 @@ def describe_network_error(error: BaseException, url: str, timeout: float, *, ti
     if timed_out:
         return f"no answer from {url} within {timeout:g}s"
     text = str(error)
-    reason = _os_reason(error)
-    if reason:
-        return f"cannot connect to {url}: {reason}"
-    if "NameResolutionError" in text or "Name or service not known" in text:
-        return f"cannot resolve the host of {url}"
+    os_error = _os_error(error)
+    if (
+        isinstance(os_error, socket.gaierror)
+        or "NameResolutionError" in text
+        or "Name or service not known" in text
+    ):
+        return f"{CANNOT_RESOLVE} {url}"
+    if os_error is not None and os_error.errno:
+        return f"{CANNOT_CONNECT} {url}: {os.strerror(os_error.errno)}"
+    match = _ERRNO_REASON.search(text)
+    if match:
+        return f"{CANNOT_CONNECT} {url}: {match.group(1).strip()}"
+    if _NOT_HTTP.search(f"{type(error).__name__} {text}"):
+        # A port where something other than an HTTP(S) server listens answers like this.
+        return f"{NO_HTTP_ANSWER} {url} (the connection was closed or answered in another protocol)"
     return f"cannot reach {url}: {type(error).__name__}"
-
-
-def _os_reason(error: BaseException) -> str | None:
-    """
-    Return the operating system's reason ("Connection refused") from an error or what it was raised from.
-
-    urllib3 writes it into its own message; httpx (through anyio) raises "All connection attempts failed"
-    from the socket's own error, so the chain is searched too, a few links deep.
-    """
-    current: BaseException | None = error
-    for _ in range(8):
-        if current is None:
-            return None
-        if isinstance(current, OSError) and current.errno is not None and current.strerror:
-            return os.strerror(current.errno)
-        match = _ERRNO_REASON.search(str(current))
-        if match:
-            return match.group(1).strip()
-        current = current.__cause__ or current.__context__
-    return None
 
 
 _TLS_REASON = re.compile(r"\[SSL: ([A-Z0-9_]+)\] ([^(')\"]+)")
@@ -121,12 +137,26 @@ def error_text(body: bytes, *, secret: str | None = None) -> str:
     return clean_text(head.decode("utf-8", errors="replace"), secret=secret) or "no details in the answer"
 
 
+def points_at_host_or_port(reason: str) -> bool:
+    """Tell whether a reason from :func:`describe_network_error` means a wrong host or port is likely."""
+    return reason.startswith((CANNOT_CONNECT, CANNOT_RESOLVE, NO_HTTP_ANSWER))
+
+
+HOST_PORT_ADVICE = (
+    "Check the host and port (the connection's Host, or the file URL's), that an HTTP(S) server listens "
+    "there and that this machine can reach it; raise the connection's 'max_retries' extra only if the "
+    "service restarts often."
+)
+
+
 def transient_advice(reason: str) -> str:
-    if "connect" in reason or "resolve" in reason:
-        return (
-            "Check the host and port (the connection's, or the file URL's), and that this machine can reach "
-            "them; raise the connection's 'max_retries' extra if the service restarts often."
-        )
+    """
+    Say what to do after a failure that retrying did not fix.
+
+    :param reason: the last failure, as :func:`describe_network_error` or a status line worded it.
+    """
+    if points_at_host_or_port(reason):
+        return HOST_PORT_ADVICE
     return (
         "The service may be down or rate limiting: try again later, or raise the connection's "
         "'max_retries' / 'timeout' extras."
@@ -166,11 +196,16 @@ def cut_short_error(received: int, expected: int | None, shown_url: str) -> Wavy
 
 
 __all__ = [
+    "CANNOT_CONNECT",
+    "CANNOT_RESOLVE",
     "ERROR_TEXT_LIMIT",
+    "HOST_PORT_ADVICE",
+    "NO_HTTP_ANSWER",
     "clean_text",
     "cut_short_error",
     "describe_network_error",
     "error_text",
+    "points_at_host_or_port",
     "tls_error",
     "tls_failure_reason",
     "too_large_error",

@@ -13,6 +13,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
 from airflow_provider_wavy.exceptions import WavyError, WavyTransientError
+from airflow_provider_wavy.messages import HOST_PORT_ADVICE, points_at_host_or_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -130,9 +131,13 @@ class Deadline:
     def exceeded(self, detail: str = "") -> WavyError:
         """Return the error of a call that ran out of time."""
         last = f" (last: {detail})" if detail else ""
+        advice = (
+            HOST_PORT_ADVICE
+            if points_at_host_or_port(detail)
+            else f"Try again later, or raise {self.setting}."
+        )
         return self._error(
-            f"{self.what} did not complete within its time limit of {self.seconds:g}s{last}. "
-            f"Try again later, or raise {self.setting}."
+            f"{self.what} did not complete within its time limit of {self.seconds:g}s{last}. {advice}"
         )
 
 
