@@ -153,7 +153,7 @@ class ExportCall:
         detail = f"HTTP {status}: {error_text(body, secret=token)}"
         if status in (401, 403):
             raise WavyAuthenticationError(
-                f"Wavy rejected the credentials of connection {self.settings.conn_id!r} ({detail}). "
+                f"Wavy rejected the credentials of {self.settings.name} ({detail}). "
                 "Check its Login (Wavy UserName) and Password (authentication token) in the Wavy/Sinch "
                 "messaging portal."
             )

@@ -5,6 +5,8 @@ The settings of a ``wavy`` connection: base URL, credentials, default ids, timeo
 from __future__ import annotations
 
 import math
+import os
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -24,6 +26,43 @@ DEFAULT_CALL_TIMEOUT = 600.0
 DEFAULT_DOWNLOAD_TIMEOUT = 3600.0
 #: The largest sessions file accepted, decoded (extra ``max_file_bytes``): about 60 million sessions.
 DEFAULT_MAX_FILE_BYTES = 2 * 1024**3
+
+
+#: Airflow's Test button (the 2.11 REST API, the 3.x API server) tests a connection under a throw-away id,
+#: ``airflow.utils.strings.get_random_string()`` (8 ASCII letters and digits), exported as
+#: ``AIRFLOW_CONN_<ID>`` only while the test runs.
+_TEST_BUTTON_ID = re.compile(r"[A-Za-z0-9]{8}")
+
+
+def is_test_button_id(conn_id: str) -> bool:
+    """
+    Tell whether ``conn_id`` is the throw-away id Airflow's Test button made up, not the user's.
+
+    All-lowercase ids (``wavyprod``) are taken as the user's: connections defined by environment variable
+    are named that way, and a random id is all lowercase letters in one test of a thousand.
+
+    :param conn_id: the connection id the hook was given.
+    """
+    return (
+        _TEST_BUTTON_ID.fullmatch(conn_id) is not None
+        and not (conn_id.isalpha() and conn_id.islower())
+        and f"AIRFLOW_CONN_{conn_id.upper()}" in os.environ
+    )
+
+
+def connection_name(conn_id: str, *, first: bool = False) -> str:
+    """
+    Name a connection in a message: ``connection 'wavy_default'``, or ``this connection`` for the Test button.
+
+    :param conn_id: the connection id the hook was given.
+    :param first: the name starts a sentence (capitalised).
+    """
+    name = "this connection" if is_test_button_id(conn_id) else f"connection {conn_id!r}"
+    return name[0].upper() + name[1:] if first else name
+
+
+def _about(conn_id: str) -> str:
+    return connection_name(conn_id, first=True)
 
 
 def normalize_base_url(host: str | None, port: int | None = None) -> str:
@@ -75,7 +114,7 @@ def _positive_number(extra: Mapping[str, Any], key: str, default: float, conn_id
         number = math.nan
     if not math.isfinite(number) or number <= 0:
         raise WavyConfigurationError(
-            f"Connection {conn_id!r}: extra {key!r} must be a positive number of seconds, got {value!r}."
+            f"{_about(conn_id)}: extra {key!r} must be a positive number of seconds, got {value!r}."
         )
     return number
 
@@ -85,7 +124,7 @@ def _header_value(value: str | None, field_name: str, conn_id: str) -> str | Non
     # otherwise surface as a network error and be retried as if the service were down.
     if value is not None and not all(" " <= ch <= "~" for ch in value):
         raise WavyConfigurationError(
-            f"Connection {conn_id!r}: the {field_name} holds a character an HTTP header cannot carry (a "
+            f"{_about(conn_id)}: the {field_name} holds a character an HTTP header cannot carry (a "
             "line break, control or non-ASCII character). Paste it again from the Wavy/Sinch portal."
         )
     return value
@@ -101,7 +140,7 @@ def _whole_number(extra: Mapping[str, Any], key: str, default: int, conn_id: str
         number = minimum - 1
     if number < minimum:
         raise WavyConfigurationError(
-            f"Connection {conn_id!r}: extra {key!r} must be a whole number >= {minimum}, got {value!r}."
+            f"{_about(conn_id)}: extra {key!r} must be a whole number >= {minimum}, got {value!r}."
         )
     return number
 
@@ -164,7 +203,7 @@ class WavySettings:
         ]
         if missing:
             raise WavyConfigurationError(
-                f"Connection {conn_id!r} has no {' and no '.join(missing)}. Set the Login to your Wavy "
+                f"{_about(conn_id)} has no {' and no '.join(missing)}. Set the Login to your Wavy "
                 "UserName and the Password to its authentication token (Wavy/Sinch messaging portal)."
             )
         return cls(
@@ -200,6 +239,11 @@ class WavySettings:
         )
 
     @property
+    def name(self) -> str:
+        """Name the connection in messages (see :func:`connection_name`)."""
+        return connection_name(self.conn_id)
+
+    @property
     def origin(self) -> Origin:
         """Return the only origin allowed to receive the token."""
         return origin_of(self.base_url)
@@ -229,7 +273,7 @@ class WavySettings:
         if not customer:
             raise WavyConfigurationError(
                 "No Wavy customer id: pass customer_id to the operator, sensor or hook call, or set the "
-                f"extra 'customer_id' on connection {self.conn_id!r}."
+                f"extra 'customer_id' on {self.name}."
             )
         return customer, _optional_text(sub_account_id) or self.sub_account_id
 
@@ -241,5 +285,7 @@ __all__ = [
     "DEFAULT_MAX_FILE_BYTES",
     "DEFAULT_TIMEOUT",
     "WavySettings",
+    "connection_name",
+    "is_test_button_id",
     "normalize_base_url",
 ]

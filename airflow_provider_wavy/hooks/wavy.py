@@ -35,7 +35,7 @@ from airflow_provider_wavy.protocol import (
     new_export_call,
     new_file_call,
 )
-from airflow_provider_wavy.settings import WavySettings
+from airflow_provider_wavy.settings import WavySettings, connection_name
 from airflow_provider_wavy.timing import BACKOFF_BASE, RetryPolicy
 from airflow_provider_wavy.urls import check_file_url as _strict_file_url
 
@@ -91,9 +91,9 @@ class WavyHook(BaseHook):
         mask_secret(settings.token)
         if settings.sends_token_in_clear:
             self.log.warning(
-                "Connection %r uses plain http:// to %s: the authentication token travels unencrypted. "
+                "%s uses plain http:// to %s: the authentication token travels unencrypted. "
                 "Use https:// outside a local test set-up.",
-                self.wavy_conn_id,
+                connection_name(self.wavy_conn_id, first=True),
                 settings.base_url,
             )
         return settings

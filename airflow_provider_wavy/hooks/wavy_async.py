@@ -34,7 +34,7 @@ from airflow_provider_wavy.protocol import (
     new_export_call,
     new_file_call,
 )
-from airflow_provider_wavy.settings import WavySettings
+from airflow_provider_wavy.settings import WavySettings, connection_name
 from airflow_provider_wavy.timing import BACKOFF_BASE
 from airflow_provider_wavy.urls import Origin, describe_url, same_origin
 
@@ -131,8 +131,8 @@ class WavyAsyncHook(BaseHook):
             mask_secret(settings.token)
             if settings.sends_token_in_clear:
                 self.log.warning(
-                    "Connection %r uses plain http:// to %s: the authentication token travels unencrypted.",
-                    self.wavy_conn_id,
+                    "%s uses plain http:// to %s: the authentication token travels unencrypted.",
+                    connection_name(self.wavy_conn_id, first=True),
                     settings.base_url,
                 )
             self._settings = settings

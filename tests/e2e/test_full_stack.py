@@ -170,6 +170,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             # Tasks reach the API server through this URL; the default port would be refused.
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api_url}/execution/",
             "AIRFLOW_CONN_WAVY_DEFAULT": sandbox.connection_json(),
+            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
             "AIRFLOW_VAR_WAVY_DATA_DIR": str(data_dir),
             # Long enough that the worker has exited before the trigger fires: when a trigger fires within
             # a second or two of the deferral, Airflow 3.3.2's scheduler can see the late "deferred" exit as
@@ -229,6 +230,23 @@ def test_connection_form_metadata_lists_wavy(stack: Stack) -> None:
     for name, spec in CONN_FIELDS.items():
         assert extra[name]["schema"]["title"] == spec["label"], name
         assert extra[name]["description"] == spec["description"], name
+
+
+def test_test_button_names_no_throwaway_id(stack: Stack) -> None:
+    """The REST Test route tests under a random id: its message says "this connection", not that id."""
+    conn = json.loads(stack.sandbox.connection_json())
+    body = {
+        "connection_id": "my_wavy",
+        "conn_type": conn["conn_type"],
+        "host": conn["host"],
+        "login": conn["login"],
+        "password": "wrong-token",
+        "extra": json.dumps(conn.get("extra", {})),
+    }
+    answer = stack.api("POST", "/api/v2/connections/test", json=body)
+    assert answer["status"] is False, answer
+    assert "Wavy rejected the credentials of this connection (HTTP 401" in answer["message"], answer
+    assert "connection '" not in answer["message"]
 
 
 def _wait_for_dag(stack: Stack) -> None:
