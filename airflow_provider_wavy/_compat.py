@@ -6,14 +6,13 @@ Keep it tiny: every name here is a version branch someone has to maintain.
 
 from __future__ import annotations
 
-# Both helpers exist in apache-airflow-providers-common-compat >= 1.23 (a declared dependency) and were
-# checked on Airflow 2.11.2 and 3.3.2: on 2.11 they run the synchronous lookups in a worker thread, on 3
-# they use the asynchronous, supervisor-safe ones. Triggers import them from here so that a future
-# branch has one home.
-from airflow.providers.common.compat.connection import (
-    get_async_connection,
-    get_async_extra_dejson,
-)
+# The helper exists in apache-airflow-providers-common-compat >= 1.23 (a declared dependency) and was
+# checked on Airflow 2.11.2 and 3.3.2: on 2.11 it runs the synchronous lookup in a worker thread, on 3 it
+# uses the asynchronous, supervisor-safe one. Triggers import it from here so that a future branch has
+# one home.
+# Extras are read from ``conn.extra`` by ``settings.read_extra``, not ``get_async_extra_dejson``: that one
+# hands every extra value to the secrets masker (see read_extra).
+from airflow.providers.common.compat.connection import get_async_connection
 
 
 def airflow_has_fs(scheme: str) -> bool:
@@ -31,4 +30,4 @@ def airflow_has_fs(scheme: str) -> bool:
     return bool(has_fs(scheme))
 
 
-__all__ = ["airflow_has_fs", "get_async_connection", "get_async_extra_dejson"]
+__all__ = ["airflow_has_fs", "get_async_connection"]

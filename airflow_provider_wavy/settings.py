@@ -4,6 +4,7 @@ The settings of a ``wavy`` connection: base URL, credentials, default ids, timeo
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -95,6 +96,35 @@ def normalize_base_url(host: str | None, port: int | None = None) -> str:
             raise WavyConfigurationError(f"The connection's port {port} is not from 1 to 65535.")
         netloc = f"{netloc}:{port}"
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
+def read_extra(conn: Any, conn_id: str) -> dict[str, Any]:
+    """
+    Read a connection's Extra JSON without Airflow's ``extra_dejson``.
+
+    Airflow 3's ``extra_dejson`` hands every extra value to the secrets masker, which warns "Skipping
+    masking for a secret as it's too short" for any string under 5 characters (a customer id such as
+    ``"1001"``) before it looks at the key. None of these extras is a secret: the token is the Password,
+    which Airflow and the hooks mask on their own.
+
+    :param conn: the connection (its ``extra`` is the JSON text, or already a dict).
+    :param conn_id: the connection's id, for messages.
+    """
+    raw = conn.extra
+    if isinstance(raw, dict):
+        return dict(raw)
+    if raw is None or not str(raw).strip():
+        return {}
+    try:
+        extra = json.loads(raw)
+    except ValueError:
+        extra = None
+    if not isinstance(extra, dict):
+        raise WavyConfigurationError(
+            f"{_about(conn_id)}: the Extra field is not a JSON object. Write it as e.g. "
+            '{"customer_id": "1001"}, or leave it empty.'
+        )
+    return extra
 
 
 def _optional_text(value: Any) -> str | None:
@@ -221,13 +251,15 @@ class WavySettings:
         )
 
     @classmethod
-    def from_airflow_connection(cls, conn: Any, *, conn_id: str, extra: Mapping[str, Any]) -> WavySettings:
+    def from_airflow_connection(
+        cls, conn: Any, *, conn_id: str, extra: Mapping[str, Any] | None = None
+    ) -> WavySettings:
         """
         Read the settings from an Airflow ``Connection``.
 
-        :param conn: the connection (anything with host, port, login and password attributes).
+        :param conn: the connection (anything with host, port, login, password and extra attributes).
         :param conn_id: its id, for messages.
-        :param extra: its extras as a dict, passed in because triggers must read them the async way.
+        :param extra: its extras as a dict; read from ``conn.extra`` by :func:`read_extra` when not given.
         """
         return cls.from_connection(
             conn_id=conn_id,
@@ -235,7 +267,7 @@ class WavySettings:
             port=conn.port,
             login=conn.login,
             password=conn.password,
-            extra=extra,
+            extra=read_extra(conn, conn_id) if extra is None else extra,
         )
 
     @property
@@ -288,4 +320,5 @@ __all__ = [
     "connection_name",
     "is_test_button_id",
     "normalize_base_url",
+    "read_extra",
 ]

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowNotFoundException
 
-from airflow_provider_wavy._compat import get_async_connection, get_async_extra_dejson
+from airflow_provider_wavy._compat import get_async_connection
+from airflow_provider_wavy.settings import read_extra
 
 SECRET = "p-secret-123"
 JSON_CONNECTION = {
@@ -24,7 +25,7 @@ JSON_CONNECTION = {
 async def _lookup(conn_id: str) -> tuple[Any, dict[str, Any]]:
     """Read a connection and its extra the way the triggers do."""
     conn = await get_async_connection(conn_id)
-    return conn, await get_async_extra_dejson(conn)
+    return conn, read_extra(conn, conn_id)
 
 
 @pytest.mark.parametrize(

@@ -85,9 +85,7 @@ class WavyHook(BaseHook):
     def settings(self) -> WavySettings:
         """Read the connection once (no I/O until first used)."""
         conn = self.get_connection(self.wavy_conn_id)
-        settings = WavySettings.from_airflow_connection(
-            conn, conn_id=self.wavy_conn_id, extra=conn.extra_dejson
-        )
+        settings = WavySettings.from_airflow_connection(conn, conn_id=self.wavy_conn_id)
         mask_secret(settings.token)
         if settings.sends_token_in_clear:
             self.log.warning(

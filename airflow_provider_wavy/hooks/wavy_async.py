@@ -11,7 +11,7 @@ import httpx
 from airflow.providers.common.compat.sdk import BaseHook, mask_secret
 
 from airflow_provider_wavy import CONN_TYPE, HOOK_NAME
-from airflow_provider_wavy._compat import get_async_connection, get_async_extra_dejson
+from airflow_provider_wavy._compat import get_async_connection
 from airflow_provider_wavy.decoding import BodyDecoder, BodyDecodingError
 from airflow_provider_wavy.exceptions import WavyDownloadError, WavyRedirectError, WavyResponseError
 from airflow_provider_wavy.exchange import Answer, Failure, Reply, Send, Sleep, exchange
@@ -125,8 +125,7 @@ class WavyAsyncHook(BaseHook):
         """Read the connection once, the async way (Airflow 3 triggers may not read it synchronously)."""
         if self._settings is None:
             conn = await get_async_connection(self.wavy_conn_id)
-            extra = await get_async_extra_dejson(conn)
-            settings = WavySettings.from_airflow_connection(conn, conn_id=self.wavy_conn_id, extra=extra)
+            settings = WavySettings.from_airflow_connection(conn, conn_id=self.wavy_conn_id)
             # The triggerer logs too: the token is masked there as on a worker.
             mask_secret(settings.token)
             if settings.sends_token_in_clear:
