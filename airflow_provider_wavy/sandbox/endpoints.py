@@ -126,7 +126,8 @@ def ready_answer(
     if endpoint != SESSIONS and scenario.no_data:
         return ready_body(endpoint, scenario, None)
     entry = state.issue(endpoint, customer_id, sub_account_id, scenario)
-    return ready_body(endpoint, scenario, entry.url(cdn_url))
+    query = f"?{scenario.file_url_query}" if scenario.file_url_query else ""
+    return ready_body(endpoint, scenario, entry.url(cdn_url) + query)
 
 
 class SandboxOrigin:

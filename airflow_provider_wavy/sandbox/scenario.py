@@ -81,6 +81,8 @@ class Scenario:
     :param gzip: Serve the file with ``Content-Encoding: gzip``.
     :param chunked: Serve the file with ``Transfer-Encoding: chunked`` and no ``Content-Length``.
     :param content_type: Override the file's ``Content-Type`` (None = chosen from ``file_body``).
+    :param file_url_query: A query appended to every issued file URL, as a CDN's signed URL carries one
+        (e.g. ``X-Amz-Signature=...``); the CDN ignores it.
     """
 
     rows: int = 25
@@ -115,6 +117,7 @@ class Scenario:
     gzip: bool = False
     chunked: bool = False
     content_type: str | None = None
+    file_url_query: str | None = None
 
     def __post_init__(self) -> None:
         """Validate the knobs so that a typo fails loudly instead of serving the happy path."""
@@ -180,6 +183,15 @@ class Scenario:
             )
         if self.retry_after is not None and not isinstance(self.retry_after, str):
             raise ValueError(f"Scenario.retry_after must be None or a string, got {self.retry_after!r}")
+        if self.file_url_query is not None and not (
+            isinstance(self.file_url_query, str)
+            and self.file_url_query.isprintable()
+            and "#" not in self.file_url_query
+        ):
+            raise ValueError(
+                "Scenario.file_url_query must be None or a URL query without '#', "
+                f"got {self.file_url_query!r}"
+            )
         if self.content_type is not None and (not self.content_type or "\n" in self.content_type):
             raise ValueError(
                 f"Scenario.content_type must be None or a header value, got {self.content_type!r}"
