@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 DAG_ID = "example_wavy_daily"
 DAG_FILE = "example_wavy_daily.py"
+#: Where the wheel carries the daily example (pyproject's force-include): a pip install has no checkout.
+PACKAGED_DAGS = Path(__file__).resolve().parent / "_demo"
 SHOWN_ROWS = 5
 LOG_TAIL_LINES = 25
 
@@ -71,20 +73,22 @@ def _shown(path: Path) -> str:
 
 def _find_example_dags(given: str | None) -> Path:
     """
-    Return the ``example_dags`` folder of this checkout.
+    Return the folder holding the daily example: the one given, the installed package's, or a checkout's.
 
     :param given: a folder from ``--dags-folder``, if any.
     """
     if given:
         candidates = [Path(given)]
     else:
-        candidates = [Path(__file__).resolve().parents[1] / "example_dags", Path.cwd() / "example_dags"]
+        checkout = Path(__file__).resolve().parents[1] / "example_dags"
+        candidates = [PACKAGED_DAGS, checkout, Path.cwd() / "example_dags"]
     for folder in candidates:
         if (folder / DAG_FILE).is_file():
             return folder
     raise DemoError(
-        f"Cannot find {DAG_FILE}: looked in {', '.join(str(c) for c in candidates)}. "
-        "Run the demo from a checkout of airflow-provider-wavy, or pass --dags-folder."
+        f"Cannot find {DAG_FILE}: looked in {', '.join(str(c) for c in candidates)}. Reinstall "
+        "airflow-provider-wavy (its wheel carries the file), or pass --dags-folder with a folder holding "
+        f"{DAG_FILE} (example_dags/ in a checkout)."
     )
 
 
@@ -94,8 +98,9 @@ def _airflow_version() -> str:
         return version("apache-airflow")
     except PackageNotFoundError:
         raise DemoError(
-            f"Apache Airflow is not installed for {sys.executable}. "
-            "Run scripts/demo.sh: it sets up an environment with Airflow first."
+            f"Apache Airflow is not installed for {sys.executable}. Install it there "
+            '(pip install "apache-airflow>=2.11"), or run scripts/demo.sh from a checkout: it sets up an '
+            "environment with Airflow first."
         ) from None
 
 
@@ -414,7 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--workdir", default=".demo", help="folder for Airflow and the data (default: %(default)s)"
     )
     parser.add_argument(
-        "--dags-folder", help="folder holding example_wavy_daily.py (default: this checkout's)"
+        "--dags-folder",
+        help="folder holding example_wavy_daily.py (default: the one installed with the package)",
     )
     parser.add_argument(
         "--timeout", type=float, default=300, help="seconds to allow the DAG run (default: %(default)s)"

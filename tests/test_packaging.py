@@ -48,6 +48,8 @@ SOURCE_SUFFIXES = {".py", ".md", ".sh", ".txt", ".typed"}
 STRAY_PARTS = {"__pycache__", "dist", "build", "node_modules"}
 STRAY_SUFFIXES = (".pyc", ".pyo", ".egg-info", ".log", ".tmp", ".orig", ".rej")
 REPO_URL = "https://github.com/airflow-provider-wavy/airflow-provider-wavy"
+#: The daily example as the wheel carries it for ``python -m airflow_provider_wavy.demo``.
+DEMO_DAG = f"{PACKAGE}/_demo/example_wavy_daily.py"
 #: Airflow's own schema of what get_provider_info() returns, shipped inside the apache-airflow package.
 SCHEMA_FILE = "provider_info.schema.json"
 
@@ -135,7 +137,7 @@ def test_twine_check_strict_passes_both_files(dists: Dists) -> None:
 def test_wheel_holds_the_typed_package_and_the_license_files(dists: Dists) -> None:
     dist_info = f"{PACKAGE}-{airflow_provider_wavy.__version__}.dist-info"
     package_files = {name for name in dists.wheel_names if name.startswith(f"{PACKAGE}/")}
-    assert package_files == _tree_files(PACKAGE)
+    assert package_files == _tree_files(PACKAGE) | {DEMO_DAG}
     assert f"{PACKAGE}/py.typed" in package_files
     assert {
         name for name in dists.wheel_names if not name.startswith((f"{PACKAGE}/", f"{dist_info}/"))
@@ -146,6 +148,8 @@ def test_wheel_holds_the_typed_package_and_the_license_files(dists: Dists) -> No
             shipped = archive.read(f"{dist_info}/licenses/{name}")
             assert shipped == (REPO_ROOT / name).read_bytes(), name
         entry_points = archive.read(f"{dist_info}/entry_points.txt").decode()
+        # The demo's DAG, for installs without a checkout: the example as it is in the tree.
+        assert archive.read(DEMO_DAG) == (REPO_ROOT / "example_dags" / "example_wavy_daily.py").read_bytes()
     assert f"[apache_airflow_provider]\nprovider_info = {PACKAGE}:get_provider_info" in entry_points
 
 
@@ -262,3 +266,17 @@ def test_wheel_in_a_clean_venv_is_discovered_and_matches_airflows_schema(
     assert listed.returncode == 0, listed.stderr[-3000:]
     by_name = {p["package_name"]: p["version"] for p in json.loads(listed.stdout)}
     assert by_name[DIST_NAME] == airflow_provider_wavy.__version__
+
+    # The demo runs from the install alone: its DAG comes from the wheel, not from a checkout.
+    demo = [str(python), "-m", f"{PACKAGE}.demo"]
+    helped = subprocess.run(
+        [*demo, "--help"], capture_output=True, text=True, check=False, timeout=120, cwd=tmp_path, env=_env()
+    )
+    assert helped.returncode == 0, helped.stderr[-3000:]
+    assert "--dags-folder" in helped.stdout
+    ran = subprocess.run(
+        [*demo, "--rows", "3", "--workdir", str(tmp_path / "demo")],
+        capture_output=True, text=True, check=False, timeout=600, cwd=tmp_path, env=_env(),
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    assert "Rows:  3 open session(s)" in ran.stdout, ran.stdout[-3000:]

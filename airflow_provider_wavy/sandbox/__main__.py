@@ -17,6 +17,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_wavy import CONN_FIELDS, HOOK_NAME, UI_FIELD_BEHAVIOUR
 from airflow_provider_wavy.sandbox.lists import LIST_TYPES
 from airflow_provider_wavy.sandbox.scenario import Scenario
 from airflow_provider_wavy.sandbox.server import (
@@ -110,6 +111,26 @@ def write_env_file(path: str, env: dict[str, str]) -> None:
     os.replace(temporary, path)
 
 
+def form_values(sandbox: WavySandbox) -> list[tuple[str, str]]:
+    """
+    Return what to type into Airflow's connection form for this sandbox, field label by field label.
+
+    The labels are the form's own (``UI_FIELD_BEHAVIOUR`` and ``CONN_FIELDS``), with Airflow's field name
+    beside each relabelled one, so that they match on every Airflow version.
+
+    :param sandbox: The running sandbox.
+    """
+    labels = UI_FIELD_BEHAVIOUR["relabeling"]
+    return [
+        ("Connection Id", "wavy_default"),
+        ("Connection Type", HOOK_NAME),
+        (f"{labels['host']} (Host)", sandbox.base_url),
+        (f"{labels['login']} (Login)", sandbox.username),
+        (f"{labels['password']} (Password)", sandbox.token),
+        (CONN_FIELDS["customer_id"]["label"], sandbox.customer_id),
+    ]
+
+
 def banner(sandbox: WavySandbox) -> str:
     """
     Return the friendly block printed at start-up.
@@ -132,6 +153,8 @@ def banner(sandbox: WavySandbox) -> str:
             "",
             "Point Airflow at it:",
             f"  export AIRFLOW_CONN_WAVY_DEFAULT={shlex.quote(sandbox.connection_json())}",
+            "or add the connection in the UI (Admin > Connections > Add), leaving the other fields empty:",
+            *(f"  {label + ':':<36} {value}" for label, value in form_values(sandbox)),
         ]
     )
 

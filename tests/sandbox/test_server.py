@@ -814,6 +814,19 @@ def test_cli(tmp_path: Path, sig: signal.Signals) -> None:
     assert "Traceback" not in stderr
     assert env["WAVY_SANDBOX_BASE_URL"] in stdout
     assert "export AIRFLOW_CONN_WAVY_DEFAULT='" in stdout
+    # The same connection as the UI form takes it, field by field.
+    form = dict(
+        " ".join(line.split()).split(": ", 1)
+        for line in stdout.splitlines()
+        if line.startswith("  ") and ": " in line
+    )
+    assert form["Connection Type"] == "Wavy (Sinch) Messaging"
+    assert form["API base URL (Host)"] == connection["host"]
+    assert (form["UserName (Login)"], form["Authentication token (Password)"]) == (
+        "sandbox-user",
+        "sandbox-token",
+    )
+    assert form["Customer ID"] == "1001"
     assert not env_file.exists()
 
 
