@@ -32,8 +32,7 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
-    from airflow.providers.common.compat.sdk import Context
-    from airflow.providers.common.compat.sdk import ObjectStoragePath
+    from airflow.providers.common.compat.sdk import Context, ObjectStoragePath
     from fsspec import AbstractFileSystem
 
 _LOCAL_SCHEMES = frozenset({"", "file", "local"})

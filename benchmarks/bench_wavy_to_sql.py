@@ -46,9 +46,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DATA = HERE / ".data"
-sys.path[:0] = [str(ROOT), str(HERE)]
+sys.path.insert(0, str(ROOT))
 
-from bench_download import Nginx, peak_rss_mib  # noqa: E402
+from benchmarks.bench_download import Nginx, peak_rss_mib  # noqa: E402
 
 CONTENDERS = ("curl+psql", "operator", "pandas", "pandas-multi")
 TABLE = "bench_sessions"
@@ -259,7 +259,8 @@ def main() -> None:
         print(json.dumps(worker(*args.worker)))
         return
 
-    from tests.pg_server import PgServer
+    # The checkout's tests package (sys.path[0]), not an installed one of that name.
+    from tests.pg_server import PgServer  # type: ignore[import-untyped]
 
     sizes = [int(s) for s in args.rows.split(",")]
     files = {rows: ensure_file(rows) for rows in sizes}

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_wavy.csv.timestamps import DEFAULT_SOURCE_TIMEZONE
+from airflow_provider_wavy.exports import check_list_type
 from airflow_provider_wavy.operators._xcom import (  # re-exported: they lived here
     DEFAULT_MAX_XCOM_BYTES,
     DEFAULT_MAX_XCOM_ROWS,
@@ -30,9 +31,9 @@ if TYPE_CHECKING:
 
 
 #: A download to a destination streams through a fixed pool of buffers, so memory does not grow with the
-#: file: 6 buffers of 4 MiB. Large buffers mean fewer system calls and thread hand-offs per GiB (measured:
-#: 6 x 4 MiB beat 4 x 4 MiB, 8 x 2 MiB and 16 x 1 MiB by 5-15% at 1 GiB). A multiple of 2 MiB, so that each
-#: buffer can be backed by huge pages.
+#: file: 6 buffers of 4 MiB. Large buffers mean fewer system calls and thread hand-offs per GiB (the sizes
+#: compared are in benchmarks/README.md). A multiple of 2 MiB, so that each buffer can be backed by huge
+#: pages.
 _BUFFER_SIZE = 4 * 1024 * 1024
 _BUFFERS = 6
 #: Time allowed to close and rename (on object stores: copy) a complete download: with the download's own
@@ -362,8 +363,7 @@ class WavyListOperator(WavyOpenSessionsOperator):
     def __init__(self, *, list_type: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.list_type = list_type
-        if "{{" not in str(list_type):
-            self._export()  # a wrong value fails when the DAG is parsed, not when it runs
+        check_list_type(list_type)
 
     def _export(self) -> Export:
         from airflow_provider_wavy.exports import list_export
