@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_provider_wavy.sandbox import Scenario, WavySandbox
+from tests.pg_server import pg_server  # noqa: F401 - the session fixture, for every test that asks for it
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

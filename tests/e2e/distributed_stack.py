@@ -17,28 +17,15 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.e2e.airflow_runner import BIN_DIR
+from tests.pg_server import PgServer, free_port, postgres_bin
 
 #: What the distributed test needs from the machine, and the Debian package that brings it.
 NEEDS = {"initdb": "postgresql", "redis-server": "redis-server", "unshare": "util-linux"}
-
-
-def free_port() -> int:
-    """Return a TCP port free on loopback right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def postgres_bin() -> Path | None:
-    """Return the directory of Debian's PostgreSQL server programs (the newest), or None."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
-    return Path(found[-1]).parent if found else None
 
 
 def missing_requirements() -> list[str]:
@@ -155,10 +142,14 @@ class Servers:
 
     base: Path
     procs: list[Proc] = field(default_factory=list)
-    pg_port: int = 0
     redis_port: int = 0
     s3_port: int = 0
-    pg_dir: Path | None = None
+    pg: PgServer = field(default_factory=lambda: PgServer(user="airflow", max_connections=300))
+
+    @property
+    def pg_port(self) -> int:
+        """PostgreSQL's port."""
+        return self.pg.port
 
     @property
     def sql_alchemy_conn(self) -> str:
@@ -172,7 +163,7 @@ class Servers:
 
     def start(self) -> None:
         """Start the three servers and wait until each answers (bounded)."""
-        self._start_postgres()
+        self.pg.launch()
         self.redis_port = free_port()
         redis_dir = self.base / "redis"
         redis_dir.mkdir()
@@ -185,46 +176,8 @@ class Servers:
         self._spawn("moto", [str(BIN_DIR / "moto_server"), "-H", "127.0.0.1", "-p", str(self.s3_port)])
         for port in (self.redis_port, self.s3_port):
             _wait_port(port, self.procs)
-        self._wait_postgres()
-
-    def _start_postgres(self) -> None:
-        pg_bin = postgres_bin()
-        assert pg_bin is not None
-        # initdb refuses root: the cluster belongs to Debian's postgres user, in a folder it can reach.
-        user = "postgres" if os.geteuid() == 0 else None
-        self.pg_dir = Path(tempfile.mkdtemp(prefix="wavy-pg-"))
-        if user:
-            shutil.chown(self.pg_dir, user)
-        data = self.pg_dir / "data"
-        init = subprocess.run(
-            [str(pg_bin / "initdb"), "-D", str(data), "-U", "airflow", "--auth=trust", "-E", "UTF8"],
-            capture_output=True, text=True, timeout=180, check=False, user=user, cwd=self.pg_dir,
-        )  # fmt: skip
-        assert init.returncode == 0, f"initdb failed:\n{init.stdout[-2000:]}{init.stderr[-2000:]}"
-        self.pg_port = free_port()
-        self._spawn(
-            "postgres",
-            [str(pg_bin / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(self.pg_port),
-             "-k", str(self.pg_dir), "-c", "fsync=off", "-c", "synchronous_commit=off",
-             "-c", "full_page_writes=off", "-c", "max_connections=300"],
-            user=user, cwd=self.pg_dir,
-        )  # fmt: skip
-
-    def _wait_postgres(self) -> None:
-        pg_bin = postgres_bin()
-        assert pg_bin is not None
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            created = subprocess.run(
-                [str(pg_bin.parent / "bin" / "createdb"), "-h", "127.0.0.1", "-p", str(self.pg_port),
-                 "-U", "airflow", "airflow"],
-                capture_output=True, text=True, timeout=60, check=False,
-            )  # fmt: skip
-            if created.returncode == 0 or "already exists" in created.stderr:
-                return
-            assert all(proc.alive() for proc in self.procs), "\n".join(p.tail() for p in self.procs)
-            time.sleep(1)
-        raise AssertionError("PostgreSQL did not accept connections within 120 s")
+        self.pg.wait_ready()
+        self.pg.create_database("airflow")
 
     def _spawn(self, name: str, argv: list[str], user: str | None = None, cwd: Path | None = None) -> None:
         env = {"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8"}
@@ -234,8 +187,7 @@ class Servers:
         """Stop every server (bounded); remove PostgreSQL's folder."""
         for proc in reversed(self.procs):
             proc.stop()
-        if self.pg_dir is not None:
-            shutil.rmtree(self.pg_dir, ignore_errors=True)
+        self.pg.stop()
 
 
 def _wait_port(port: int, procs: list[Proc], timeout: float = 60) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import time
@@ -28,12 +27,12 @@ from tests.e2e.distributed_stack import (
     Proc,
     Servers,
     airflow_env,
-    free_port,
     missing_requirements,
     shared_secrets,
     worker_argv,
 )
 from tests.e2e.test_full_stack import _token
+from tests.pg_server import free_port, skip_or_fail
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -134,9 +133,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         message = (
             "the distributed test needs " + "; ".join(missing) + " (scripts/test.sh installs them as root)"
         )
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(message)
     base = tmp_path_factory.mktemp("distributed")
     started = time.monotonic()
     servers = Servers(base)
