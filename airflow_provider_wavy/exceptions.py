@@ -51,3 +51,11 @@ class WavyDataLocationError(WavyFatalError):
 
 class WavyTimestampError(WavyFatalError):
     """A timestamp in an export's CSV is not one the provider can read (``on_bad_timestamp="fail"``)."""
+
+
+class WavySqlHookError(WavyFatalError):
+    """``sql_conn_id`` does not name a connection whose hook is a common-sql ``DbApiHook``."""
+
+
+class WavySqlError(WavyError):
+    """The database refused the load; the transaction was rolled back and the table is as it was."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -97,3 +98,22 @@ def test_airflow_lists_the_provider_and_the_connection_type(tmp_path: Path) -> N
     by_type = {h["connection_type"]: h for h in json.loads(hooks.stdout)}
     assert by_type["wavy"]["class"] == "airflow_provider_wavy.hooks.wavy.WavyHook"
     assert by_type["wavy"]["package_name"] == "airflow-provider-wavy"
+
+
+def test_the_sql_transfer_imports_nothing_sql_when_a_dag_is_parsed() -> None:
+    """DAG files import the transfer: drivers, common-sql and the CSV machinery wait for execute()."""
+    code = (
+        "import sys; from airflow.providers.common.compat.sdk import BaseOperator; "
+        "before = set(sys.modules); import airflow_provider_wavy.transfers.wavy_to_sql; "
+        "new = set(sys.modules) - before; "
+        "heavy = sorted(n for n in new "
+        "if n.split('.')[0] in ('psycopg', 'psycopg2', 'sqlite3', 'sqlalchemy', 'requests', 'httpx', 'csv') "
+        "or n.startswith(('airflow.providers.common.sql', 'airflow.providers.postgres', "
+        "'airflow.providers.sqlite', 'airflow_provider_wavy.hooks', 'airflow_provider_wavy.csv.checker', "
+        "'airflow_provider_wavy.transfers._load', 'airflow_provider_wavy.transfers._postgres', "
+        "'airflow_provider_wavy.transfers._generic', 'airflow_provider_wavy.transfers._rows'))); "
+        "print(heavy)"
+    )
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -79,6 +79,11 @@ class CsvChecker:
         return self._header.columns if self._header is not None else None
 
     @property
+    def delimiter(self) -> str | None:
+        """Return the header's delimiter (``";"`` or ``","``) once the header line is complete."""
+        return self._header.delimiter if self._header is not None else None
+
+    @property
     def rows_so_far(self) -> int:
         """Return the data rows completed so far (a last line without line end counts at :meth:`finish`)."""
         return self._counter.rows if self._counter is not None else 0

@@ -180,24 +180,7 @@ class WavyOpenSessionsOperator(XComMode, BaseOperator):
             raise
 
     def _file_url(self, customer: str | None, sub_account: str | None) -> str:
-        from airflow_provider_wavy.exceptions import WavyDownloadError
-
-        given = (self.file_url or "").strip()
-        if given and given != "None":
-            try:
-                return self.hook.check_file_url(given)
-            except ValueError as error:
-                raise ValueError(f"file_url: {error}") from None
-        export = self._export()
-        file_url = self.hook.get_export_file_url(export, customer, sub_account)
-        if not file_url:
-            ids = f"customer_id={customer!r}" + (f", sub_account_id={sub_account!r}" if sub_account else "")
-            sensor = "WavyOpenSessionsSensor" if export.list_type is None else "WavyListSensor"
-            raise WavyDownloadError(
-                f"The Wavy API has no {export.title} file yet for {ids}. Put a {sensor} before "
-                "this task and pass its result as file_url=\"{{ ti.xcom_pull(task_ids='<sensor task>') }}\"."
-            )
-        return file_url
+        return source_file_url(self.hook, self._export(), self.file_url, customer, sub_account)
 
     def _export(self) -> Export:
         """Return what this operator downloads (the open sessions; a list for ``WavyListOperator``)."""
@@ -369,6 +352,34 @@ class WavyListOperator(WavyOpenSessionsOperator):
         from airflow_provider_wavy.exports import list_export
 
         return list_export(self.list_type)
+
+
+def source_file_url(
+    hook: WavyHook, export: Export, given: str | None, customer: str | None, sub_account: str | None
+) -> str:
+    """
+    Return the file URL to download: ``given`` (an operator's ``file_url``) checked, else the API's answer.
+
+    :raises ValueError: ``given`` is not a plain absolute http(s) URL.
+    :raises WavyDownloadError: the API has no file yet; the message names the sensor to put before the task.
+    """
+    from airflow_provider_wavy.exceptions import WavyDownloadError
+
+    given = (given or "").strip()
+    if given and given != "None":
+        try:
+            return hook.check_file_url(given)
+        except ValueError as error:
+            raise ValueError(f"file_url: {error}") from None
+    file_url = hook.get_export_file_url(export, customer, sub_account)
+    if not file_url:
+        ids = f"customer_id={customer!r}" + (f", sub_account_id={sub_account!r}" if sub_account else "")
+        sensor = "WavyOpenSessionsSensor" if export.list_type is None else "WavyListSensor"
+        raise WavyDownloadError(
+            f"The Wavy API has no {export.title} file yet for {ids}. Put a {sensor} before "
+            "this task and pass its result as file_url=\"{{ ti.xcom_pull(task_ids='<sensor task>') }}\"."
+        )
+    return file_url
 
 
 def _check_limit(name: str, value: object, kind: type) -> None:

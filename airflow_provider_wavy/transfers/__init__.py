@@ -1,0 +1,1 @@
+"""Transfers: a verified Wavy export streamed into another system (a SQL table, ...)."""
