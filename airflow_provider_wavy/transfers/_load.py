@@ -86,6 +86,13 @@ class TableLoad:
             return
         assert self.statements is not None
         with contextlib.closing(self._conn.cursor()) as cursor:
+            if self.kind == "postgres":
+                # CREATE INDEX IF NOT EXISTS takes a SHARE lock even when the index exists: it would wait
+                # for every load in progress into the table, whatever its key.
+                cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (self.statements.table,))
+                if cursor.fetchone()[0]:
+                    self._conn.rollback()
+                    return
             cursor.execute(self.statements.create_table())
             cursor.execute(self.statements.create_index(qualify_index=self.kind == "sqlite"))
         self._conn.commit()

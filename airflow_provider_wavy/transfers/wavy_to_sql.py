@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from airflow_provider_wavy.transfers._rows import Row
 
 MODES = ("snapshot", "replace")
-ON_BAD_TIMESTAMP = ("fail", "null")
 
 
 class WavyToSqlOperator(BaseOperator):
@@ -75,11 +74,12 @@ class WavyToSqlOperator(BaseOperator):
             split_table_name(table)  # a bad name fails when the DAG is parsed
         if mode not in MODES:
             raise ValueError(f"mode must be 'snapshot' or 'replace', got {mode!r}.")
-        if on_bad_timestamp not in ON_BAD_TIMESTAMP:
-            raise ValueError(f"on_bad_timestamp must be 'fail' or 'null', got {on_bad_timestamp!r}.")
+        from airflow_provider_wavy.csv.timestamps import check_on_bad_timestamp, load_zone
+
+        check_on_bad_timestamp(on_bad_timestamp)
+        load_zone(source_timezone)
         if not sql_conn_id or not isinstance(sql_conn_id, str):
             raise ValueError(f"sql_conn_id must name a database connection, got {sql_conn_id!r}.")
-        _check_timezone(source_timezone)
         self.table = table
         self.sql_conn_id = sql_conn_id
         self.customer_id = customer_id
@@ -136,10 +136,15 @@ class WavyToSqlOperator(BaseOperator):
         return result
 
     def _load(self, load: Any, key: LoadKey, download: FileDownload, export: Export) -> dict[str, Any]:
+        from airflow_provider_wavy.csv.timestamps import TimestampNormaliser
         from airflow_provider_wavy.transfers._rows import RowMaker, VerifiedRecords
 
         records = VerifiedRecords(download, export, lambda error: self._csv_error(error, download))
-        normaliser = _normaliser(export.columns.timestamp, self.source_timezone, self.on_bad_timestamp)
+        normaliser = TimestampNormaliser(
+            column=export.columns.timestamp,
+            source_timezone=self.source_timezone,
+            on_bad_timestamp=self.on_bad_timestamp,
+        )
         counted = [0]
 
         def rows() -> Iterator[Row]:
@@ -229,27 +234,6 @@ def _iso_utc(moment: datetime) -> str:
     utc = moment.astimezone(UTC)
     fraction = f".{utc.microsecond:06d}" if utc.microsecond else ""
     return utc.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
-
-
-def _check_timezone(name: str) -> None:
-    from zoneinfo import ZoneInfo
-
-    try:
-        ZoneInfo(name)
-    except (ValueError, KeyError, OSError, TypeError):
-        raise ValueError(
-            f"source_timezone must be an IANA time zone such as 'America/Sao_Paulo', got {name!r}."
-        ) from None
-
-
-def _normaliser(column: str, source_timezone: str, on_bad_timestamp: str) -> Any:
-    try:
-        from airflow_provider_wavy.csv.timestamps import TimestampNormaliser  # type: ignore[import-not-found]
-    except ImportError:  # STAND-IN until helper ts's module lands
-        from airflow_provider_wavy.transfers._timestamps_standin import TimestampNormaliser
-    return TimestampNormaliser(
-        column=column, source_timezone=source_timezone, on_bad_timestamp=on_bad_timestamp
-    )
 
 
 __all__ = ["WavyToSqlOperator"]
