@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 #: COPY's text format: backslash, tab, LF and CR inside a value are escaped.
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+#: COPY's NULL.
+_NULL = "\\N"
 #: Rows are sent in writes of about this many bytes.
 _WRITE_SIZE = 256 * 1024
 
@@ -38,13 +40,28 @@ def quoter(conn: Any) -> Callable[[str], str]:
     return lambda word: str(quote_ident(word, conn))
 
 
+def _escaped(value: str | None) -> str:
+    return _NULL if value is None else value.translate(_ESCAPES)
+
+
 def copy_text(rows: Iterator[Row]) -> Iterator[bytes]:
-    """Yield COPY text-format data for the rows, in blocks of about ``_WRITE_SIZE`` bytes."""
+    """
+    Yield COPY text-format data for the rows, in blocks of about ``_WRITE_SIZE`` bytes.
+
+    Every row of a load shares its key (customer, sub-account, list type, snapshot), escaped once;
+    ``created_at`` is the timestamp normaliser's ISO text or None, which needs no escaping.
+    """
     lines: list[str] = []
     size = 0
+    prefix: str | None = None
     escapes = _ESCAPES
-    for row in rows:
-        line = "\t".join("\\N" if value is None else value.translate(escapes) for value in row) + "\n"
+    for customer, sub_account, list_type, snapshot_at, phone, created_at, extra in rows:
+        if prefix is None:
+            prefix = "\t".join(map(_escaped, (customer, sub_account, list_type, snapshot_at))) + "\t"
+        line = (
+            f"{prefix}{phone.translate(escapes)}\t{created_at or _NULL}\t"
+            f"{_NULL if extra is None else extra.translate(escapes)}\n"
+        )
         lines.append(line)
         size += len(line)
         if size >= _WRITE_SIZE:

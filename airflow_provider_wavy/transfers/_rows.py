@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 #: One table row: customer_id, sub_account_id, list_type, snapshot_at, phone, created_at, extra (JSON).
 Row = tuple[str, str | None, str, str, str, str | None, str | None]
 
-_CHUNK_SIZE = 1024 * 1024
+#: The download is read in chunks of this size: each is split into lines at once, so it bounds memory.
+_CHUNK_SIZE = 256 * 1024
 
 
 class VerifiedRecords:
@@ -44,19 +45,30 @@ class VerifiedRecords:
         self._download = download
         self._checker = CsvChecker(export=export, hash_bytes=True)
         self._fail = fail
-        self.columns: tuple[str, ...] = ()
         self.summary: CsvSummary | None = None
+        self._rest: Iterator[str] = iter(())
+        self._delimiter = ";"
+
+    def open(self) -> tuple[str, ...]:
+        """
+        Read and verify the header (the download's first chunk); return its column names.
+
+        :raises Exception: what ``fail`` makes of a file that is not the export's CSV.
+        """
+        lines = self._lines()
+        next(lines, None)  # the header line: the checker has validated it by now
+        if self._checker.header is None:  # a header without line end, or an empty file (finish() says)
+            self._finish()
+        header, delimiter = self._checker.header, self._checker.delimiter
+        assert header is not None
+        assert delimiter is not None
+        self._rest, self._delimiter = lines, delimiter
+        return header
 
     def __iter__(self) -> Iterator[list[str]]:
-        lines = self._lines()
-        first = next(lines, None)  # the header: the checker has validated it by now
-        header, delimiter = self._checker.header, self._checker.delimiter
-        if first is None or header is None or delimiter is None:  # an empty file: finish() says why
-            self._finish()
-            return
-        self.columns = header
+        """Yield the non-empty data records after :meth:`open`; the checker's last word comes at their end."""
         try:
-            yield from filter(None, csv.reader(lines, delimiter=delimiter))
+            yield from filter(None, csv.reader(self._rest, delimiter=self._delimiter))
         except csv.Error as error:
             raise self._fail(
                 CsvError(f"data row after {self._checker.rows_so_far:,} rows: {error}")
@@ -125,12 +137,14 @@ class RowMaker:
         self._extra = [(i, name) for i, name in enumerate(columns) if i not in (self._phone, self._stamp)]
         self._width = len(columns)
         self._key = key
+        self.count = 0
         self._normalise = normalise
         self._fail = fail
 
     def rows(self, records: Iterator[list[str]]) -> Iterator[Row]:
         customer, sub_account, list_type, snapshot_at = self._key
         phone_at, stamp_at, width = self._phone, self._stamp, self._width
+        number = 0
         for number, record in enumerate(records, start=1):
             fields = record if len(record) == width else self._fit(record, number)
             phone = fields[phone_at]
@@ -139,6 +153,7 @@ class RowMaker:
             created = self._normalise(fields[stamp_at], number)
             extra = self._extra_json(fields) if self._extra else None
             yield customer, sub_account, list_type, snapshot_at, phone, created, extra
+        self.count = number
 
     def _fit(self, record: list[str], number: int) -> list[str]:
         if len(record) > self._width:

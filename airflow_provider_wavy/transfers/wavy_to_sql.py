@@ -10,7 +10,7 @@ from airflow.providers.common.compat.sdk import BaseOperator
 from airflow_provider_wavy.transfers._table import OPEN_SESSIONS_TYPE, split_table_name
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Sequence
     from datetime import datetime
 
     from airflow.providers.common.compat.sdk import Context
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from airflow_provider_wavy.exports import Export
     from airflow_provider_wavy.hooks.wavy import FileDownload, WavyHook
     from airflow_provider_wavy.transfers._load import LoadKey
-    from airflow_provider_wavy.transfers._rows import Row
 
 MODES = ("snapshot", "replace")
 
@@ -145,29 +144,20 @@ class WavyToSqlOperator(BaseOperator):
             source_timezone=self.source_timezone,
             on_bad_timestamp=self.on_bad_timestamp,
         )
-        counted = [0]
-
-        def rows() -> Iterator[Row]:
-            source = iter(records)
-            first = next(source, None)  # the header is read with the first record
-            if first is None:
-                return
-            fail = lambda what: self._csv_error(ValueError(what), download)  # noqa: E731
-            maker = RowMaker(records.columns, export, _key_tuple(key), normaliser.normalise, fail)
-            for row in maker.rows(_chain(first, source)):
-                counted[0] += 1
-                yield row
+        columns = records.open()  # a file that is not the CSV fails here, before the database is touched
+        fail = lambda what: self._csv_error(ValueError(what), download)  # noqa: E731
+        maker = RowMaker(columns, export, _key_tuple(key), normaliser.normalise, fail)
 
         def verified() -> None:
             summary = records.summary
-            if summary is None or summary.rows != counted[0]:
+            if summary is None or summary.rows != maker.count:
                 raise self._csv_error(ValueError("the rows read do not match the rows verified"), download)
 
-        load.load(key, rows(), verified)
+        load.load(key, maker.rows(iter(records)), verified)
         assert records.summary is not None
         return {
             "table": self.table,
-            "rows": counted[0],
+            "rows": maker.count,
             "snapshot_at": key.snapshot_at,
             "bad_timestamps": normaliser.bad_count,
             "sha256": records.summary.sha256,
@@ -217,11 +207,6 @@ class WavyToSqlOperator(BaseOperator):
                 events[outlet].extra.update(
                     {k: result[k] for k in ("table", "rows", "sha256", "snapshot_at")}
                 )
-
-
-def _chain(first: list[str], rest: Iterator[list[str]]) -> Iterator[list[str]]:
-    yield first
-    yield from rest
 
 
 def _key_tuple(key: LoadKey) -> tuple[str, str | None, str, str]:

@@ -298,6 +298,40 @@ def test_fault_leaves_the_previous_snapshot_intact(
         assert "rolled back" in message
 
 
+def test_the_documented_reachable_query_works(sandbox: WavySandbox, db: Db) -> None:
+    from tests.transfers.test_sql_docs import reachable_query
+
+    sessions = b"source;session_created_at\n5511900000001;2026-05-11T09:00:00Z\n5511900000002;\n"
+    optouts = b"source;createdAt\n5511900000002;2026-01-01 10:00:00\n5511900000009;2026-01-01 10:00:00\n"
+    db.run('DROP TABLE IF EXISTS "wavy_sessions"')
+    for body, list_type in ((sessions, None), (optouts, "OPTOUT")):
+        with file_server(body) as server:
+            load("wavy_sessions", mode="replace", list_type=list_type, file_url=f"{server.url}/f.csv")
+    rows = db.hook().get_records(reachable_query())
+    assert [(r[0], r[1], r[2]) for r in rows] == [(SANDBOX_CUSTOMER, None, "5511900000001")]
+
+
+@pytest.mark.parametrize(
+    ("schema_sql", "table"),
+    [
+        pytest.param({"postgres": 'CREATE SCHEMA IF NOT EXISTS "Wavy Schema"', "sqlite": None},
+                     {"postgres": "Wavy Schema.Sessions", "sqlite": "main.Sessions"}, id="schema-qualified"),
+    ],
+)  # fmt: skip
+def test_schema_qualified_table(
+    sandbox: WavySandbox, db: Db, schema_sql: dict[str, str | None], table: dict[str, str]
+) -> None:
+    sandbox.scenario = Scenario(rows=4)
+    if schema_sql[db.kind]:
+        db.run(schema_sql[db.kind] or "")
+    name = table[db.kind]
+    load(name)
+    load(name)
+    schema, _, bare = name.partition(".")
+    quoted = f'"{schema}"."{bare}"'
+    assert db.hook().get_records(f"SELECT COUNT(*) FROM {quoted}")[0][0] == 4  # noqa: S608
+
+
 def test_hostile_table_name_is_quoted(sandbox: WavySandbox, db: Db) -> None:
     sandbox.scenario = Scenario(rows=3)
     victim = new_table()
@@ -395,3 +429,30 @@ def _catch(errors: list[BaseException], work: Callable[[], object]) -> None:
         work()
     except BaseException as error:  # noqa: BLE001 - reported by the test
         errors.append(error)
+
+
+def test_memory_stays_flat_whatever_the_file_size(sandbox: WavySandbox, db: Db) -> None:
+    """A file four times larger does not raise Python's peak allocations: nothing holds the file."""
+    import tracemalloc
+
+    if db.kind != "postgres":
+        pytest.skip("the COPY fast path is PostgreSQL's; inserts are batched the same way elsewhere")
+    peaks, sizes = {}, {}
+    # What a process does once (imports, the checker's and the time zone's tables) is not the file's cost.
+    sandbox.scenario = Scenario(rows=20_000)
+    load(new_table())
+    # The file is served whole from memory made before tracing (the sandbox would trace its own work).
+    for rows in (30_000, 90_000):
+        sandbox.scenario = Scenario(rows=rows)
+        body = sandbox.expected_bytes()
+        sizes[rows] = len(body)
+        with file_server(body) as server:
+            tracemalloc.start()
+            try:
+                assert load(new_table(), file_url=f"{server.url}/f.csv")["rows"] == rows
+                peaks[rows] = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+    # Holding the file would add the 2 MiB between the two files.
+    assert sizes[90_000] - sizes[30_000] > 2 * 2**20
+    assert peaks[90_000] < peaks[30_000] + 2**20, (peaks, sizes)
