@@ -25,6 +25,8 @@ from airflow_provider_wavy.exceptions import (
     WavyRedirectError,
     WavyRequestError,
     WavyResponseError,
+    WavySqlError,
+    WavySqlHookError,
     WavyTimestampError,
     WavyTransientError,
 )
@@ -42,6 +44,8 @@ ERRORS = [
     pytest.param(WavyDownloadError, False, id="download-retryable"),
     pytest.param(WavyDataLocationError, True, id="data-location-fatal"),
     pytest.param(WavyTimestampError, True, id="timestamp-fatal"),
+    pytest.param(WavySqlHookError, True, id="sql-hook-fatal"),
+    pytest.param(WavySqlError, False, id="sql-retryable"),
 ]
 
 

@@ -70,7 +70,7 @@ def is_own_error(error: BaseException) -> bool:
     """Tell the provider's and Airflow's own errors (raised as they are) from a database driver's."""
     from airflow.providers.common.compat.sdk import AirflowException
 
-    return isinstance(error, AirflowException | ValueError)
+    return isinstance(error, AirflowException)
 
 
 def describe_database_error(error: BaseException, table: str, conn_id: str) -> str:

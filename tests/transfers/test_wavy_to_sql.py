@@ -5,16 +5,9 @@ Airflow 3 and psycopg2 on Airflow 2) and SQLite through Airflow's own hook (batc
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
-import time
-import uuid
-from collections import defaultdict
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -28,16 +21,23 @@ from airflow_provider_wavy.exceptions import (
 from airflow_provider_wavy.sandbox import Scenario
 from airflow_provider_wavy.transfers.wavy_to_sql import WavyToSqlOperator
 from tests.conftest import SANDBOX_CUSTOMER, SANDBOX_TOKEN
-from tests.hostile import always, answer, serve
+from tests.transfers.sql_env import (
+    SQL_CONN,
+    T1,
+    T2,
+    Db,
+    body_with,
+    file_server,
+    iso,
+    load,
+    make_context,
+    new_table,
+    phones,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from airflow_provider_wavy.sandbox import WavySandbox
 
-SQL_CONN = "wavy_sql_test"
-T1 = "2026-05-11T09:00:00Z"
-T2 = "2026-05-12T09:00:00Z"
 #: A database error mid-load: the table refuses this phone (a CHECK on PostgreSQL, a trigger on SQLite).
 REFUSED_PHONE = "5511000000666"
 GUARD_SQL = {
@@ -49,82 +49,7 @@ GUARD_SQL = {
 }
 
 
-@dataclass
-class Db:
-    """One database under test, reached through its Airflow connection ``wavy_sql_test``."""
-
-    kind: str
-
-    def hook(self) -> Any:
-        from airflow.providers.common.compat.sdk import BaseHook
-
-        return BaseHook.get_connection(SQL_CONN).get_hook()  # type: ignore[no-untyped-call]
-
-    def rows(self, table: str) -> list[tuple[Any, ...]]:
-        """Every row, in a stable order, as the database returns it (the byte-for-byte comparison)."""
-        quoted = '"' + table.replace('"', '""') + '"'
-        cols = "customer_id, sub_account_id, list_type, snapshot_at, phone, created_at, extra"
-        extra = "extra::text" if self.kind == "postgres" else "extra"
-        select = cols.replace("extra", extra)
-        query = f"SELECT {select} FROM {quoted} ORDER BY {select}"  # noqa: S608 - a test's own names
-        records = self.hook().get_records(query)
-        return [tuple(r) for r in records]
-
-    def run(self, *statements: str) -> None:
-        hook = self.hook()
-        conn = hook.get_conn()
-        try:
-            cur = conn.cursor()
-            for statement in statements:
-                cur.execute(statement)
-            conn.commit()
-        finally:
-            conn.close()
-
-
-@pytest.fixture(params=["postgres", "sqlite"])
-def db(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Db:
-    if request.param == "postgres":
-        server = request.getfixturevalue("pg_server")
-        server.create_database("wavy_sql")
-        conn = {"conn_type": "postgres", "host": server.host, "port": server.port, "login": server.user,
-                "schema": "wavy_sql"}  # fmt: skip
-    else:
-        conn = {"conn_type": "sqlite", "host": str(tmp_path / "wavy.sqlite")}
-    monkeypatch.setenv(f"AIRFLOW_CONN_{SQL_CONN.upper()}", json.dumps(conn))
-    return Db(request.param)
-
-
-def new_table() -> str:
-    return f"wavy_{uuid.uuid4().hex[:10]}"
-
-
-def make_context(**extra: Any) -> dict[str, Any]:
-    events: defaultdict[Any, SimpleNamespace] = defaultdict(lambda: SimpleNamespace(extra={}))
-    return {"run_id": "manual__2026-05-11", "outlet_events": events, **extra}
-
-
-def load(table: str, **kwargs: Any) -> dict[str, Any]:
-    kwargs.setdefault("snapshot_at", T1)
-    operator = WavyToSqlOperator(task_id="to_sql", table=table, sql_conn_id=SQL_CONN, **kwargs)
-    result: dict[str, Any] = operator.execute(make_context())  # type: ignore[arg-type]
-    return result
-
-
-def phones(body: bytes) -> list[str]:
-    text = body.decode("utf-8-sig")
-    reader = csv.reader(io.StringIO(text), delimiter=";" if ";" in text.partition("\n")[0] else ",")
-    next(reader)
-    return sorted(row[0] for row in reader if row)
-
-
-def file_server(body: bytes) -> Any:
-    return serve(always(answer(200, body, [("Content-Type", "text/csv")])))
-
-
 # -- happy paths -------------------------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize(
     ("list_type", "scenario", "expected_type"),
     [
@@ -185,7 +110,7 @@ def test_modes_are_idempotent(
     load(table, mode=mode, snapshot_at=second_snapshot)
     rows = db.rows(table)
     assert len(rows) == 20 * len(expected_snapshots)
-    assert {_iso(r[3]) for r in rows} == expected_snapshots
+    assert {iso(r[3]) for r in rows} == expected_snapshots
     if second_snapshot == T1:
         assert rows == once  # the same rows, no duplicates
 
@@ -212,7 +137,7 @@ def test_snapshot_defaults_to_the_data_interval_end(sandbox: WavySandbox, db: Db
     end = datetime(2026, 5, 11, 12, 30, tzinfo=UTC)
     result = operator.execute(make_context(data_interval_end=end))  # type: ignore[arg-type]
     assert result["snapshot_at"] == "2026-05-11T12:30:00Z"
-    assert {_iso(r[3]) for r in db.rows(table)} == {"2026-05-11T12:30:00Z"}
+    assert {iso(r[3]) for r in db.rows(table)} == {"2026-05-11T12:30:00Z"}
 
 
 def test_phone_numbers_stay_exact_text(sandbox: WavySandbox, db: Db) -> None:
@@ -225,7 +150,7 @@ def test_phone_numbers_stay_exact_text(sandbox: WavySandbox, db: Db) -> None:
         result = load(table, file_url=f"{server.url}/f.csv")
     rows = db.rows(table)
     assert sorted(r[4] for r in rows) == sorted(served)
-    assert {_iso(r[5]) for r in rows} == {"2026-05-11T09:00:00Z"}  # Sao Paulo, UTC-3
+    assert {iso(r[5]) for r in rows} == {"2026-05-11T09:00:00Z"}  # Sao Paulo, UTC-3
     text = json.dumps(result)
     assert SANDBOX_TOKEN not in text
     assert not any(p in text for p in served if len(p) > 4)
@@ -247,12 +172,6 @@ def test_null_mode_counts_bad_timestamps(sandbox: WavySandbox, db: Db) -> None:
 
 # -- faults: the table keeps exactly what it had -------------------------------------------------------------
 
-GOOD_ROWS = "".join(f"55119{n:08d};2026-05-11T09:00:00Z\n" for n in range(50))
-
-
-def _body(last_lines: str) -> bytes:
-    return ("source;session_created_at\n" + GOOD_ROWS + last_lines).encode()
-
 
 @pytest.mark.parametrize(
     ("fault", "error"),
@@ -261,12 +180,14 @@ def _body(last_lines: str) -> bytes:
             {"scenario": Scenario(rows=3000, truncate_at=40_000)}, WavyDownloadError, id="cut-short"
         ),
         pytest.param({"scenario": Scenario(file_body="html")}, WavyDownloadError, id="not-csv"),
-        pytest.param({"body": _body('551;"2026-05-11\n')}, WavyDownloadError, id="ends-inside-quotes"),
-        pytest.param({"body": _body("551;2026-05-11;x;y\n")}, WavyDownloadError, id="row-wider-than-header"),
-        pytest.param({"body": _body("551;not a time\n")}, WavyTimestampError, id="bad-timestamp-fail"),
-        pytest.param({"body": _body(";2026-05-11T09:00:00Z\n")}, WavyDownloadError, id="empty-phone"),
+        pytest.param({"body": body_with('551;"2026-05-11\n')}, WavyDownloadError, id="ends-inside-quotes"),
         pytest.param(
-            {"body": _body(f"{REFUSED_PHONE};2026-05-11T09:00:00Z\n"), "guard": True},
+            {"body": body_with("551;2026-05-11;x;y\n")}, WavyDownloadError, id="row-wider-than-header"
+        ),
+        pytest.param({"body": body_with("551;not a time\n")}, WavyTimestampError, id="bad-timestamp-fail"),
+        pytest.param({"body": body_with(";2026-05-11T09:00:00Z\n")}, WavyDownloadError, id="empty-phone"),
+        pytest.param(
+            {"body": body_with(f"{REFUSED_PHONE};2026-05-11T09:00:00Z\n"), "guard": True},
             WavySqlError,
             id="database-refuses-a-row",
         ),
@@ -381,78 +302,3 @@ def test_outlet_asset_gets_the_summary(sandbox: WavySandbox, db: Db) -> None:
     context = make_context()
     operator.execute(context)  # type: ignore[arg-type]
     assert context["outlet_events"][asset].extra["rows"] == 2
-
-
-def _iso(value: Any) -> str | None:
-    """A timestamp as the database returned it (datetime or text) in ISO UTC text."""
-    if value is None or isinstance(value, str):
-        return value
-    return str(value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-
-
-def test_concurrent_loads_of_one_key_leave_one_snapshot(sandbox: WavySandbox, db: Db) -> None:
-    """A second run of the same key while the first is mid-COPY waits for it, then replaces its rows."""
-    import threading
-
-    if db.kind != "postgres":
-        pytest.skip("SQLite serialises writers itself (the second waits on the database lock or fails)")
-    whole = answer(200, _body(""), [("Content-Type", "text/csv")])
-    half = len(whole) // 2
-
-    def stalled(_request: Any) -> Any:
-        yield whole[:half]
-        yield 2.0
-        yield whole[half:]
-
-    table = new_table()
-    errors: list[BaseException] = []
-    with serve(stalled) as slow, file_server(_body("")) as fast:
-        operator = WavyToSqlOperator(
-            task_id="to_sql", table=table, sql_conn_id=SQL_CONN, snapshot_at=T1, file_url=f"{slow.url}/f.csv"
-        )
-        # Airflow's guard against nested execute() keeps per-thread state that only the main thread has.
-        execute = getattr(WavyToSqlOperator.execute, "__wrapped__", WavyToSqlOperator.execute)
-        first = threading.Thread(target=lambda: _catch(errors, lambda: execute(operator, make_context())))  # type: ignore[arg-type]
-        first.start()
-        deadline = time.monotonic() + 30
-        while not slow.requests and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.5)  # the first load has deleted and is inside its COPY
-        load(table, file_url=f"{fast.url}/f.csv")
-        first.join(timeout=60)
-    assert not errors
-    assert len(db.rows(table)) == 50
-
-
-def _catch(errors: list[BaseException], work: Callable[[], object]) -> None:
-    try:
-        work()
-    except BaseException as error:  # noqa: BLE001 - reported by the test
-        errors.append(error)
-
-
-def test_memory_stays_flat_whatever_the_file_size(sandbox: WavySandbox, db: Db) -> None:
-    """A file four times larger does not raise Python's peak allocations: nothing holds the file."""
-    import tracemalloc
-
-    if db.kind != "postgres":
-        pytest.skip("the COPY fast path is PostgreSQL's; inserts are batched the same way elsewhere")
-    peaks, sizes = {}, {}
-    # What a process does once (imports, the checker's and the time zone's tables) is not the file's cost.
-    sandbox.scenario = Scenario(rows=20_000)
-    load(new_table())
-    # The file is served whole from memory made before tracing (the sandbox would trace its own work).
-    for rows in (30_000, 90_000):
-        sandbox.scenario = Scenario(rows=rows)
-        body = sandbox.expected_bytes()
-        sizes[rows] = len(body)
-        with file_server(body) as server:
-            tracemalloc.start()
-            try:
-                assert load(new_table(), file_url=f"{server.url}/f.csv")["rows"] == rows
-                peaks[rows] = tracemalloc.get_traced_memory()[1]
-            finally:
-                tracemalloc.stop()
-    # Holding the file would add the 2 MiB between the two files.
-    assert sizes[90_000] - sizes[30_000] > 2 * 2**20
-    assert peaks[90_000] < peaks[30_000] + 2**20, (peaks, sizes)
