@@ -122,10 +122,15 @@ class WavyToSqlOperator(BaseOperator):
         )
         sql_hook = self._sql_hook()
         file_url = source_file_url(self.hook, export, self.file_url, customer, sub_account)
-        with TableLoad(sql_hook, parts, create_table=self.create_table) as load:
-            self._guard(load.prepare)
-            with self.hook.open_file(file_url) as download:
-                result: dict[str, Any] = self._guard(lambda: self._load(load, key, download, export))
+
+        def run() -> dict[str, Any]:
+            # Leaving the TableLoad block rolls back whatever failed, before _guard words the error.
+            with TableLoad(sql_hook, parts, create_table=self.create_table) as load:
+                load.prepare()
+                with self.hook.open_file(file_url) as download:
+                    return self._load(load, key, download, export)
+
+        result: dict[str, Any] = self._guard(run)
         self.log.info(
             "Loaded %d rows into %s (%s mode, snapshot_at %s, %d bad timestamps), sha256 %s.",
             result["rows"], self.table, self.mode, key.snapshot_at, result["bad_timestamps"],
@@ -166,7 +171,7 @@ class WavyToSqlOperator(BaseOperator):
         }
 
     def _guard(self, work: Any) -> Any:
-        """Run database work; wrap a driver's error into one clear message (after the rollback)."""
+        """Run the load; wrap a driver's error (connecting included) into one clear message."""
         from airflow_provider_wavy.exceptions import WavySqlError
         from airflow_provider_wavy.transfers._context import describe_database_error, is_own_error
 

@@ -302,3 +302,15 @@ def test_outlet_asset_gets_the_summary(sandbox: WavySandbox, db: Db) -> None:
     context = make_context()
     operator.execute(context)  # type: ignore[arg-type]
     assert context["outlet_events"][asset].extra["rows"] == 2
+
+
+def test_unreachable_database_fails_clearly(sandbox: WavySandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.pg_server import free_port
+
+    secret = "pw-SECRET-4242"
+    conn = {"conn_type": "postgres", "host": "127.0.0.1", "port": free_port(), "login": "u", "schema": "db"}
+    conn["password"] = secret
+    monkeypatch.setenv(f"AIRFLOW_CONN_{SQL_CONN.upper()}", json.dumps(conn))
+    with pytest.raises(WavySqlError, match="rolled back") as raised:
+        load(new_table())
+    assert secret not in str(raised.value)
