@@ -14,7 +14,14 @@ from urllib.parse import urlsplit
 
 from airflow_provider_wavy.exceptions import WavyConfigurationError
 from airflow_provider_wavy.timing import BACKOFF_BASE, DEFAULT_MAX_RETRIES, RetryPolicy
-from airflow_provider_wavy.urls import Origin, UrlError, is_loopback_host, origin_of, strict_url
+from airflow_provider_wavy.urls import (
+    Origin,
+    UrlError,
+    default_port,
+    is_loopback_host,
+    origin_of,
+    strict_url,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -71,11 +78,10 @@ def normalize_base_url(host: str | None, port: int | None = None) -> str:
     Build the API base URL from a connection's host and port.
 
     :param host: empty for Wavy's public API, a host name (HTTPS is assumed) or a URL with its scheme.
-    :param port: the connection's port, used when the host does not name one.
+    :param port: the connection's port: used when the host does not name one, and must agree when it does.
+        The scheme's default port is left out of the URL (Airflow 3's Test button needs a stored port).
     """
-    text = (host or "").strip()
-    if not text:
-        return DEFAULT_BASE_URL if port is None else f"{DEFAULT_BASE_URL}:{port}"
+    text = (host or "").strip() or DEFAULT_BASE_URL
     if "://" not in text:
         text = f"https://{text}"
     if "?" in text or "#" in text:
@@ -91,10 +97,16 @@ def normalize_base_url(host: str | None, port: int | None = None) -> str:
         ) from None
     parts = urlsplit(url)
     netloc = parts.netloc
+    if port is not None and parts.port is not None and port != parts.port:
+        raise WavyConfigurationError(
+            f"The connection's port {port} contradicts the port {parts.port} in its host {text!r}: "
+            f"empty the Port field or set it to {parts.port}."
+        )
     if port is not None and parts.port is None:
         if not 0 < port <= 65535:
             raise WavyConfigurationError(f"The connection's port {port} is not from 1 to 65535.")
-        netloc = f"{netloc}:{port}"
+        if port != default_port(parts.scheme):
+            netloc = f"{netloc}:{port}"
     return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}"
 
 

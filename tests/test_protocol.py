@@ -61,7 +61,13 @@ def make_settings(**overrides: Any) -> WavySettings:
         ),
         pytest.param("http://127.0.0.1:8080", None, "http://127.0.0.1:8080", id="scheme-honoured"),
         pytest.param("http://127.0.0.1", 8080, "http://127.0.0.1:8080", id="port-field-added"),
-        pytest.param("http://127.0.0.1:9", 8080, "http://127.0.0.1:9", id="port-in-host-wins"),
+        pytest.param("http://127.0.0.1:8080", 8080, "http://127.0.0.1:8080", id="port-agrees-with-host"),
+        # The Port field exists for Airflow 3's Test button (docs/troubleshooting-ui.md): the scheme's
+        # default port names the same URL, so the base URL (and every message) stays the canonical one.
+        pytest.param("api-messaging.wavy.global", 443, "https://api-messaging.wavy.global", id="https-443"),
+        pytest.param(None, 443, DEFAULT_BASE_URL, id="default-host-443"),
+        pytest.param("http://127.0.0.1", 80, "http://127.0.0.1", id="http-80"),
+        pytest.param("https://example.com:443/v", 443, "https://example.com:443/v", id="explicit-443-kept"),
         pytest.param(
             "HTTPS://Example.com/prefix/", None, "https://example.com/prefix", id="path-kept-no-slash"
         ),
@@ -84,6 +90,19 @@ def test_normalize_base_url(host: str | None, port: int | None, expected: str) -
 def test_normalize_base_url_rejects(host: str) -> None:
     with pytest.raises(WavyConfigurationError, match="host"):
         normalize_base_url(host)
+
+
+@pytest.mark.parametrize(
+    ("host", "port"),
+    [
+        pytest.param("http://127.0.0.1:9", 8080, id="host-port-differs"),
+        pytest.param("https://api-messaging.wavy.global:8443", 443, id="default-port-against-explicit"),
+    ],
+)
+def test_normalize_base_url_rejects_a_port_the_host_contradicts(host: str, port: int) -> None:
+    """A Port field that disagrees with the host's URL is an error, not silently ignored."""
+    with pytest.raises(WavyConfigurationError, match=rf"port {port} .*host.*{host.rsplit(':', 1)[1]}"):
+        normalize_base_url(host, port)
 
 
 def test_settings_from_connection_reads_extras() -> None:
