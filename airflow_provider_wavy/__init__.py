@@ -16,14 +16,18 @@ HOOK_NAME = "Wavy (Sinch) Messaging"
 #: The connection form, declared once: the provider info carries it for Airflow >= 3.2 (which reads it
 #: without importing the hook) and the hook turns it into wtforms widgets for Airflow 2.11.
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden-fields": ["schema", "port", "extra"],
+    # The port stays visible: Airflow 3's Test action posts the stored port (0 when there is none) and the
+    # API server refuses a port that differs from the stored one (docs/troubleshooting-ui.md).
+    "hidden-fields": ["schema", "extra"],
     "relabeling": {
         "host": "API base URL",
+        "port": "Port",
         "login": "UserName",
         "password": "Authentication token",
     },
     "placeholders": {
         "host": "https://api-messaging.wavy.global (leave empty for this default)",
+        "port": "443 for https, 80 for http, or the port in the URL (Airflow 3's Test button needs it)",
         "login": "Wavy UserName from the messaging portal",
         "password": "Wavy authentication token",
     },

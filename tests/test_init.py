@@ -65,6 +65,13 @@ def test_python_form_widgets_for_airflow_2() -> None:
     assert {name: str(field.args[0]) for name, field in widgets.items()} == {
         name: spec["label"] for name, spec in CONN_FIELDS.items()
     }
+    # Prefilled with the same defaults as the Airflow 3.2+ form (a number field is text in wtforms).
+    assert {name: field.kwargs["default"] for name, field in widgets.items()} == {
+        "customer_id": None,
+        "sub_account_id": None,
+        "timeout": "30",
+        "max_retries": 3,
+    }
 
 
 def test_importing_the_package_is_cheap() -> None:

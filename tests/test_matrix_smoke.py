@@ -93,7 +93,8 @@ def test_connection_form_metadata_as_the_api_server_serves_it() -> None:
         assert standard[name]["hidden"] is False, name
     # The UI calls the schema field url_schema; "extra" stays visible on 3.x whatever the provider says.
     assert standard["url_schema"]["hidden"] is True
-    assert standard["port"]["hidden"] is True
+    # Shown: Airflow 3's Test action needs a stored port (docs/troubleshooting-ui.md).
+    assert standard["port"]["hidden"] is False
     extra = form["extra_fields"]
     assert extra is not None, "no extra fields: on Airflow 3.0 install apache-airflow-providers-fab"
     assert set(extra) == set(CONN_FIELDS)
@@ -105,10 +106,11 @@ def test_connection_form_metadata_as_the_api_server_serves_it() -> None:
             assert served["schema"] == spec["schema"], name
             assert served["value"] == spec["schema"].get("default"), name
         else:
-            # wtforms has no number field Airflow maps: a number is a text field, and no default shows.
+            # wtforms has no number field Airflow maps: a number is a text field, its default text.
             kind = "integer" if spec["schema"]["type"][0] == "integer" else "string"
             assert served["schema"] == {"type": [kind, "null"]}, name
-            assert served["value"] is None, name
+            default = spec["schema"].get("default")
+            assert served["value"] == (str(default) if kind == "string" and default else default), name
 
 
 def test_trigger_survives_airflows_round_trip_and_runs(sandbox: WavySandbox) -> None:

@@ -23,11 +23,14 @@ def connection_form_widgets() -> dict[str, Any]:
     widgets = {}
     for name, spec in CONN_FIELDS.items():
         kind = spec["schema"]["type"][0]
+        default = spec["schema"].get("default")
         widgets[name] = field_classes[kind](
             lazy_gettext(spec["label"]),
             description=spec["description"],
             widget=BS3TextFieldWidget(),
             validators=[Optional(), NumberRange(min=0)] if kind == "integer" else [Optional()],
+            # Prefilled as on Airflow 3.2+; a number is a text field here, so its default is text too.
+            default=str(default) if kind == "number" and default is not None else default,
         )
     return widgets
 
