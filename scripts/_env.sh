@@ -78,21 +78,23 @@ ensure_venv() {
     echo "$venv/bin"
 }
 
-# ensure_system_packages: the distributed test's servers (PostgreSQL, Redis) come from Debian's packages.
-# Installed when missing and this is root on a Debian-like system; otherwise the test says what is missing
-# (a skip, or a failure under CI=true).
+# ensure_system_packages: the distributed test's servers (PostgreSQL, Redis) and the browser test's Chromium
+# (tests/e2e/test_ui_browser.py, driven by Playwright) come from Debian's packages. Installed when missing
+# and this is root on a Debian-like system; otherwise the tests say what is missing (a skip, or a failure
+# under CI=true).
 ensure_system_packages() {
     local -a missing=()
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
     command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
     command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
     [ "${#missing[@]}" -gt 0 ] || return 0
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-        echo "warning: ${missing[*]} missing and not installable here (needs root and apt-get): the distributed test cannot run." >&2
+        echo "warning: ${missing[*]} missing and not installable here (needs root and apt-get): the distributed and browser tests cannot run." >&2
         return 0
     fi
     mkdir -p "$ROOT/.venv"
-    echo "Installing ${missing[*]} (Debian packages) for the distributed test" >&2
+    echo "Installing ${missing[*]} (Debian packages) for the distributed and browser tests" >&2
     if ! { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"; } \
         >"$ROOT/.venv/apt-install.log" 2>&1; then
         echo "error: installing ${missing[*]} failed; the last lines of .venv/apt-install.log:" >&2
