@@ -79,8 +79,10 @@ def test_test_connection_when_server_errors(sandbox: WavySandbox) -> None:
 
 def test_connection_form_metadata() -> None:
     behaviour = WavyHook.get_ui_field_behaviour()
-    assert set(behaviour["hidden_fields"]) == {"schema", "port", "extra"}
+    # The port stays visible: Airflow 3.3's Test action needs a stored one (docs/troubleshooting-ui.md).
+    assert set(behaviour["hidden_fields"]) == {"schema", "extra"}
     assert behaviour["relabeling"]["password"] == "Authentication token"
+    assert behaviour["relabeling"]["port"] == "Port"
 
 
 CONNECTION_FORMS = [
