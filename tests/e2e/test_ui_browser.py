@@ -83,6 +83,8 @@ def _screenshot(page: Any, name: str, sandbox: WavySandbox) -> None:
         return
     real_port = sandbox.base_url.rsplit(":", 1)[1]
     page.evaluate(STEADY_PORT_JS, [real_port, SHOWN_PORT])
+    page.evaluate("document.activeElement && document.activeElement.blur()")  # no focus ring, no caret
+    page.mouse.move(0, 0)  # no hover highlight or tooltip
     IMAGES.mkdir(parents=True, exist_ok=True)
     # The 2.11 header's clock would change every image each minute.
     page.screenshot(
@@ -128,10 +130,16 @@ def _add_connection_af3(page: Any, ui: WebUI, sandbox: WavySandbox) -> None:
 
     page.get_by_role("button", name="Standard Fields").click()
     page.get_by_role("button", name="Extra Fields", exact=True).click()
+    # Both accordion sections settled (closed, open), so that the image does not catch them moving.
+    page.locator("input[name=host]").wait_for(state="hidden")
+    page.locator("input[name=element_max_retries]").wait_for(state="visible")
     _check_extra_fields_af3(page)
     page.locator("input[name=element_customer_id]").fill(SANDBOX_CUSTOMER)
     _screenshot(page, "ui-airflow3-extra-fields", sandbox)
     page.get_by_role("button", name="Save").click()
+    page.get_by_role("row").filter(has_text=CONN_ID).wait_for()
+    # A fresh list without the "created" notice: the Test image shows the Test result alone.
+    page.reload()
     page.get_by_role("row").filter(has_text=CONN_ID).wait_for()
 
 
@@ -233,7 +241,6 @@ def test_airflow2_ui_journey(web_ui: WebUI, sandbox: WavySandbox, tmp_path: Any)
         assert answer["status"] is True, answer
         assert sandbox.api_calls == calls + 1, "the Test button did not reach the sandbox"
         page.get_by_text(answer["message"]).wait_for()
-        page.mouse.move(0, 0)  # no hover highlight on the Test button in the image
         _screenshot(page, "ui-airflow2-add-connection-test-ok", sandbox)
 
         page.get_by_role("button", name="Save").click()
