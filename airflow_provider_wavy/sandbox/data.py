@@ -39,6 +39,8 @@ _EPOCH = 1_767_225_600
 _PHONE_BLOCK_WIDTH = 7  # "AA9HHHH": area code, the mobile "9" and the block-dependent digits
 _TIME_BLOCK_WIDTH = 14  # "YYYY-MM-DDTHH:"
 _BOM = "\ufeff".encode()
+#: What ``Scenario.bad_timestamp_rows`` puts in place of a session's timestamp: same width, no time.
+BAD_SESSION_TIME = b"9999-99-99T99:99:99Z"
 
 HTML_BODY = (
     b"<!DOCTYPE html>\n<html><head><title>503 Service Temporarily Unavailable</title></head>\n"
@@ -307,6 +309,7 @@ def _iter_rows(
     full_blocks, last_rows = divmod(scenario.rows, BLOCK_ROWS)
     blocks = full_blocks + (1 if last_rows else 0)
     eol_len = 2 if scenario.crlf else 1
+    bad_rows = sorted(set(scenario.bad_timestamp_rows)) if with_time else []
     for k in range(blocks):
         for field, value in _block_values(seeds, k, with_time):
             for position, byte in enumerate(value, start=offsets[field]):
@@ -316,5 +319,21 @@ def _iter_rows(
         end = (BLOCK_ROWS if k < full_blocks else last_rows) * width
         if k == blocks - 1 and not scenario.final_newline:
             end -= eol_len
+        source = _with_bad_times(view, end, template, k, bad_rows)
         for start in range(0, end, chunk_size):
-            yield bytes(view[start : min(end, start + chunk_size)])
+            yield bytes(source[start : min(end, start + chunk_size)])
+
+
+def _with_bad_times(
+    view: memoryview, end: int, template: _Template, k: int, bad_rows: list[int]
+) -> memoryview:
+    """Return block ``k`` with its ``bad_timestamp_rows`` overwritten, on a copy: the template is reused."""
+    inside = [row - k * BLOCK_ROWS for row in bad_rows if k * BLOCK_ROWS <= row < (k + 1) * BLOCK_ROWS]
+    if not inside:
+        return view
+    patched = bytearray(view[:end])
+    for j in inside:
+        start = j * template.width + (template.time_offset or 0)
+        if start + len(BAD_SESSION_TIME) <= end:
+            patched[start : start + len(BAD_SESSION_TIME)] = BAD_SESSION_TIME
+    return memoryview(patched)

@@ -66,6 +66,8 @@ _WALK_STEP = 3_211_391  # about 37 days and 4 hours: rows land in every season a
 _SPECIAL_PERIOD = 50
 _OUTSIDERS_PER_BLOCK = (10_000 - BLOCK_ROWS) // len(LIST_TYPES)
 _HOUR = 3_600
+#: What ``Scenario.bad_timestamp_rows`` puts in place of a ``createdAt``: same width, no time.
+BAD_LIST_TIME = "9999-99-99 99:99:99"
 
 
 def _list_index(list_type: str) -> int:
@@ -214,9 +216,12 @@ def _iter_list_text(
     seeds = seeds_for(customer_id, sub_account_id)
     seed = _time_seed(customer_id, sub_account_id, list_type)
     with_time, extras = _row_fields(scenario)
+    bad_rows = frozenset(scenario.bad_timestamp_rows)
     batch: list[str] = []
     for row in range(scenario.rows):
         created = created_at(seed, row) if with_time else None
+        if created is not None and row in bad_rows:
+            created = BAD_LIST_TIME
         batch.append(_render_row(_phone(seeds, type_index, row), created, row, extras, scenario))
         if len(batch) == 1024 or row == scenario.rows - 1:
             text = "".join(batch).encode("ascii")

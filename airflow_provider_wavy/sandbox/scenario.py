@@ -83,6 +83,8 @@ class Scenario:
     :param content_type: Override the file's ``Content-Type`` (None = chosen from ``file_body``).
     :param file_url_query: A query appended to every issued file URL, as a CDN's signed URL carries one
         (e.g. ``X-Amz-Signature=...``); the CDN ignores it.
+    :param bad_timestamp_rows: 0-based data rows whose timestamp is ``9999-99-99T99:99:99Z``
+        (``9999-99-99 99:99:99`` in a list): the same width, so sizes do not change, but no time at all.
     """
 
     rows: int = 25
@@ -118,12 +120,14 @@ class Scenario:
     chunked: bool = False
     content_type: str | None = None
     file_url_query: str | None = None
+    bad_timestamp_rows: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         """Validate the knobs so that a typo fails loudly instead of serving the happy path."""
         # JSON and callers hand over lists; a tuple keeps the scenario hashable (it keys the file registry).
-        if not isinstance(self.extra_columns, tuple):
-            object.__setattr__(self, "extra_columns", tuple(self.extra_columns))
+        for name in ("extra_columns", "bad_timestamp_rows"):
+            if not isinstance(getattr(self, name), tuple):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         self._check_counts()
         self._check_statuses()
         self._check_choices()
@@ -147,6 +151,9 @@ class Scenario:
             raise ValueError(
                 "Scenario.truncate_stall needs truncate_at: the stall happens where the body is cut"
             )
+        for row in self.bad_timestamp_rows:
+            if isinstance(row, bool) or not isinstance(row, int) or row < 0:
+                raise ValueError(f"Scenario.bad_timestamp_rows must hold integers >= 0, got {row!r}")
         for name in _BOOL_FIELDS:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"Scenario.{name} must be a bool, got {getattr(self, name)!r}")
@@ -227,6 +234,7 @@ class Scenario:
         """Return the knobs as a JSON-friendly dict."""
         data = dataclasses.asdict(self)
         data["extra_columns"] = list(self.extra_columns)
+        data["bad_timestamp_rows"] = list(self.bad_timestamp_rows)
         return data
 
     @classmethod

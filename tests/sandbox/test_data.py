@@ -159,6 +159,8 @@ def test_chunk_size_must_be_positive() -> None:
         pytest.param({"phone_column": ""}, id="empty-name"),
         pytest.param({"gzip": "yes"}, id="non-bool"),
         pytest.param({"retry_after": 5}, id="retry-after-int"),
+        pytest.param({"bad_timestamp_rows": (-1,)}, id="negative-bad-timestamp-row"),
+        pytest.param({"bad_timestamp_rows": ("3",)}, id="text-bad-timestamp-row"),
     ],
 )
 def test_scenario_rejects_bad_knobs(knobs: dict[str, Any]) -> None:
@@ -180,3 +182,42 @@ def test_scenario_is_frozen() -> None:
     scenario = Scenario()
     with pytest.raises(AttributeError):
         scenario.rows = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("list_type", "knobs"),
+    [
+        pytest.param(None, {}, id="sessions"),
+        pytest.param(None, {"quote": True, "crlf": True, "final_newline": False}, id="sessions-quoted"),
+        pytest.param("OPTOUT", {}, id="list"),
+        pytest.param("OPTIN", {"quote": True, "extra_columns": ("a",)}, id="list-quoted"),
+    ],
+)
+def test_bad_timestamp_rows_replace_only_those_timestamps(
+    list_type: str | None, knobs: dict[str, Any]
+) -> None:
+    """A data-quality trap for loaders: the chosen rows' timestamps are no time at all, nothing else moves."""
+    from airflow_provider_wavy.sandbox import iter_list_chunks, list_size
+
+    rows, bad = BLOCK_ROWS + 10, (0, 3, BLOCK_ROWS + 2)
+    good, trapped = Scenario(rows=rows, **knobs), Scenario(rows=rows, bad_timestamp_rows=bad, **knobs)
+
+    def generate(scenario: Scenario) -> tuple[bytes, int]:
+        if list_type is None:
+            return b"".join(iter_csv_chunks("42", None, scenario, chunk_size=997)), csv_size(
+                "42", None, scenario
+            )
+        chunks = iter_list_chunks("42", None, list_type, scenario, chunk_size=997)
+        return b"".join(chunks), list_size("42", None, list_type, scenario)
+
+    (expected, _), (data, size) = generate(good), generate(trapped)
+    assert len(data) == size == len(expected)
+    old = list(csv.reader(io.StringIO(expected.decode(), newline=""), delimiter=";"))[1:]
+    new = list(csv.reader(io.StringIO(data.decode(), newline=""), delimiter=";"))[1:]
+    changed = [n for n, (a, b) in enumerate(zip(old, new, strict=True)) if a != b]
+    assert changed == list(bad)
+    for n in bad:
+        assert new[n][0] == old[n][0]
+        assert new[n][2:] == old[n][2:]
+        assert re.fullmatch(r"9999-99-99[T ]99:99:99Z?", new[n][1]), new[n][1]
+        assert len(new[n][1]) == len(old[n][1])
