@@ -176,7 +176,7 @@ def test_metadata_licence_urls_classifiers_and_extras(dists: Dists) -> None:
     assert meta["License-Expression"] == "Apache-2.0"
     assert meta.get_all("License-File") == list(LICENSE_FILES)
     # Test and lint tools are dependency groups, never something users can install as an extra.
-    assert meta.get_all("Provides-Extra") == ["numpy"]
+    assert meta.get_all("Provides-Extra") == ["numpy", "postgres"]
     urls = dict(line.split(", ", 1) for line in meta.get_all("Project-URL", []))
     assert urls == {
         "Documentation": f"{REPO_URL}#readme",
