@@ -53,6 +53,7 @@ ROWS = 40
 #: About 200 MiB, four 50 MiB parts: the worker is killed with an upload under way, seconds from its end.
 BIG_ROWS = 6_000_000
 WORKERS = ("worker-a", "worker-b")
+DATA_DATABASE = "wavy_data"
 STEP_TIMEOUT = 240.0
 
 
@@ -178,6 +179,8 @@ def _start_airflow(
         f"AIRFLOW_CONN_{S3_CONN.upper()}": json.dumps(s3_conn),
         "AIRFLOW_VAR_WAVY_DATA_DIR": f"s3://{BUCKET}/wavy",
         "AIRFLOW_VAR_WAVY_DATA_CONN_ID": S3_CONN,
+        # example_wavy_to_postgres's tables: a database of their own beside the metadata database.
+        "AIRFLOW_CONN_POSTGRES_DEFAULT": servers.pg.create_database(DATA_DATABASE),
         "WAVY_POKE_INTERVAL": "2",
         "WAVY_RETRY_DELAY": "2",
     }
@@ -222,7 +225,13 @@ def _healthy(stack: Stack) -> bool:
 
 
 #: Every example DAG: the test runs them all.
-EXAMPLES = ("example_wavy_daily", "example_wavy_sub_accounts", "example_wavy_xcom", "example_wavy_reachable")
+EXAMPLES = (
+    "example_wavy_daily",
+    "example_wavy_sub_accounts",
+    "example_wavy_xcom",
+    "example_wavy_reachable",
+    "example_wavy_to_postgres",
+)
 
 
 def _worker_ready(stack: Stack, name: str) -> bool:
@@ -301,8 +310,9 @@ def test_examples_on_celery_survive_faults(stack: Stack) -> None:
     mapped = stack.trigger("example_wavy_sub_accounts", DAY1)
     xcom = stack.trigger("example_wavy_xcom", DAY1)
     reachable = stack.trigger("example_wavy_reachable", DAY1)
+    to_postgres = stack.trigger("example_wavy_to_postgres", DAY1)
     runs = [("example_wavy_daily", daily), ("example_wavy_sub_accounts", mapped), ("example_wavy_xcom", xcom)]
-    runs.append(("example_wavy_reachable", reachable))
+    runs += [("example_wavy_reachable", reachable), ("example_wavy_to_postgres", to_postgres)]
     for dag_id, run_id in runs:
         assert stack.finished(dag_id, run_id) == "success", f"{dag_id}: {stack.tis(dag_id, run_id)}"
     stack.timings["examples"] = time.monotonic() - t0
@@ -336,6 +346,7 @@ def test_examples_on_celery_survive_faults(stack: Stack) -> None:
     report = json.loads(report) if isinstance(report, str) else report
     assert report["open_sessions"] == ROWS
     _check_reachable(stack)
+    _check_reachable_table(stack)
 
     _kill_a_worker_mid_download(stack)
     ran = stack.ran_on()
@@ -355,6 +366,24 @@ def _check_reachable(stack: Stack) -> None:
     assert _object_sha256(stack, sessions_key) == _expected_sha256(ROWS)
     served = stack.sandbox.expected_bytes(SANDBOX_CUSTOMER, list_type="OPTOUT")
     assert _object_sha256(stack, list_key) == hashlib.sha256(served).hexdigest()
+
+
+def _check_reachable_table(stack: Stack) -> None:
+    """wavy_reachable: the sessions' phones minus the OPT-OUT list's, computed here from the bytes served."""
+    import psycopg
+
+    sessions = b"".join(iter_csv_chunks(SANDBOX_CUSTOMER, None, Scenario(rows=ROWS)))
+    session_phones = [line.split(b";")[0].decode() for line in sessions.splitlines()[1:]]
+    opt_outs = stack.sandbox.expected_bytes(SANDBOX_CUSTOMER, list_type="OPTOUT")
+    opted_out = {line.split(b";")[0].decode() for line in opt_outs.splitlines()[1:]}
+    expected = sorted(set(session_phones) - opted_out)
+    # The lists share the phones of sessions rows 0, 2, 4, ...: about half the sessions are opted out.
+    assert 0 < len(expected) < len(session_phones)
+    with psycopg.connect(stack.servers.pg.uri(DATA_DATABASE)) as conn:
+        found = [row[0] for row in conn.execute("SELECT phone FROM wavy_reachable ORDER BY phone")]
+        loaded = conn.execute("SELECT count(*) FROM wavy_open_sessions").fetchone()
+    assert found == expected
+    assert loaded == (ROWS,)
 
 
 def _download_running_on(stack: Stack, run_id: str) -> str | None:
