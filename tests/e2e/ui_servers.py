@@ -1,7 +1,7 @@
 """
 A real Airflow web UI and a real browser for tests/e2e/test_ui_browser.py.
 
-Airflow 3: ``airflow api-server`` (SQLite) with the simple auth manager letting everyone in as admin.
+Airflow 3: ``airflow standalone`` (SQLite) with the simple auth manager letting everyone in as admin.
 Airflow 2.11: ``airflow webserver`` (SQLite) with an admin user created by ``airflow users create``.
 The browser is Debian's Chromium driven by Playwright (``playwright install`` is never needed).
 """
@@ -166,9 +166,9 @@ def running_web_ui(home: Path) -> Iterator[WebUI]:
     started = time.monotonic()
     _run(["db", "migrate"], env, home)
     if major >= 3:
-        # The UI, its form metadata and the Test action live in the API server alone; `airflow standalone`
-        # would add a scheduler, a DAG processor and a triggerer this test never uses (and the wait for them).
-        command = [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+        # What a new user runs: `airflow standalone` (API server with the UI, scheduler, DAG processor,
+        # triggerer), on the port and auth manager set in the environment.
+        command = [AIRFLOW, "standalone"]
         probe = "/api/v2/version"
     else:
         _run(
