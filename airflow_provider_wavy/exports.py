@@ -75,9 +75,11 @@ class WavyListType(enum.StrEnum):
     WHITELIST = "WHITELIST"
 
 
-#: "The createdAt column is in the America/Sao_Paulo time zone" (Wavy's lists page).
+#: "The createdAt column is in the America/Sao_Paulo time zone" (Wavy's lists page); also the default zone of
+#: naive timestamps in the sessions file, whose zone is not documented (docs/timestamps.md).
+DEFAULT_SOURCE_TIMEZONE: Final = "America/Sao_Paulo"
 LIST_COLUMNS: Final = CsvColumns(
-    phone=("source",), required=("createdAt",), timestamp="createdAt", timezone="America/Sao_Paulo"
+    phone=("source",), required=("createdAt",), timestamp="createdAt", timezone=DEFAULT_SOURCE_TIMEZONE
 )
 
 LISTS: Final = {
@@ -119,4 +121,13 @@ def check_list_type(list_type: str | WavyListType) -> None:
         list_export(list_type)
 
 
-__all__ = ["LISTS", "OPEN_SESSIONS", "CsvColumns", "Export", "WavyListType", "check_list_type", "list_export"]
+__all__ = [
+    "DEFAULT_SOURCE_TIMEZONE",
+    "LISTS",
+    "OPEN_SESSIONS",
+    "CsvColumns",
+    "Export",
+    "WavyListType",
+    "check_list_type",
+    "list_export",
+]

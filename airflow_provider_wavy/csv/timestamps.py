@@ -44,11 +44,11 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Final, TypeVar
 
+from airflow_provider_wavy.exports import DEFAULT_SOURCE_TIMEZONE
+
 if TYPE_CHECKING:
     from datetime import tzinfo
 
-#: The zone of naive timestamps unless told otherwise: Wavy's lists page documents America/Sao_Paulo.
-DEFAULT_SOURCE_TIMEZONE: Final = "America/Sao_Paulo"
 #: What to do with a value that is not a timestamp: raise, or load None and count it.
 BAD_TIMESTAMP_CHOICES: Final = ("fail", "null")
 

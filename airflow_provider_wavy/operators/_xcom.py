@@ -43,11 +43,7 @@ def check_xcom_arguments(
     destination: object,
 ) -> None:
     """Refuse XCom-mode arguments that are wrong, or that would be silently ignored (ValueError)."""
-    from airflow_provider_wavy.csv.timestamps import (
-        DEFAULT_SOURCE_TIMEZONE,
-        check_on_bad_timestamp,
-        load_zone,
-    )
+    from airflow_provider_wavy.exports import DEFAULT_SOURCE_TIMEZONE
 
     if isinstance(max_xcom_rows, bool) or not isinstance(max_xcom_rows, int) or max_xcom_rows < 0:
         raise ValueError(f"max_xcom_rows must be a whole number >= 0, got {max_xcom_rows!r}.")
@@ -60,6 +56,10 @@ def check_xcom_arguments(
                 "as well, or leave them out."
             )
         return
+    # Only a DAG that asks for normalised rows pays for the timestamp rules (and the zone database) when
+    # it is parsed.
+    from airflow_provider_wavy.csv.timestamps import check_on_bad_timestamp, load_zone
+
     if destination is not None:
         raise ValueError(
             "normalize_timestamps=True applies to XCom mode only: a destination receives the file exactly "

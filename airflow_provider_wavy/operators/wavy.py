@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_wavy.csv.timestamps import DEFAULT_SOURCE_TIMEZONE
-from airflow_provider_wavy.exports import check_list_type
+from airflow_provider_wavy.exports import DEFAULT_SOURCE_TIMEZONE, check_list_type
 from airflow_provider_wavy.operators._xcom import (  # re-exported: they lived here
     DEFAULT_MAX_XCOM_BYTES,
     DEFAULT_MAX_XCOM_ROWS,
